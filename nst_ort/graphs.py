@@ -1,0 +1,127 @@
+"""Graphs derived from an export: the target graph and the per-size training graph.
+
+Both are cut out of the exported file with onnx's Extractor, so the runtime computes exactly
+what the exporter validated against torch; nothing here re-implements a loss term.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from onnx.utils import Extractor
+
+from nst_ort import names
+from nst_ort.config import LossSpec
+
+
+def targets_graph(model: onnx.ModelProto, spec: LossSpec) -> onnx.ModelProto:
+    """image -> content features and style Grams of the layers in use."""
+    outputs = [names.content_features(layer) for layer in spec.content_layers] + [
+        names.style_gram(layer) for layer in spec.style_layers
+    ]
+    return Extractor(model).extract_model([names.IMAGE], outputs)
+
+
+def target_shapes(spec: LossSpec, height: int, width: int) -> dict[str, tuple[int, ...]]:
+    """Shapes of the target inputs for an output of height x width."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for layer in spec.content_layers:
+        k = names.layer_downsampling(layer)
+        shapes[names.content_target(layer)] = (1, names.layer_channels(layer), height // k, width // k)
+    for layer in spec.style_layers:
+        c = names.layer_channels(layer)
+        shapes[names.style_target(layer)] = (c, c)
+    return shapes
+
+
+def weight_values(spec: LossSpec) -> dict[str, np.ndarray]:
+    """The scalar weights α, β, γ and w_l as the graph's inputs want them."""
+    values = {
+        names.ALPHA: spec.content_weight,
+        names.BETA: spec.style_weight,
+        names.GAMMA: spec.tv_weight,
+    }
+    values.update({names.content_weight(k): w for k, w in spec.content_layers.items()})
+    values.update({names.style_weight(k): w for k, w in spec.style_layers.items()})
+    return {k: np.asarray(v, np.float32) for k, v in values.items()}
+
+
+def _weighted_sum(nodes: list, terms: list[tuple[str, str]], out: str) -> None:
+    """out = Σ weight·term, as Mul and Add nodes (both have gradient builders)."""
+    products = []
+    for weight, term in terms:
+        products.append(f"{out}.{term}.weighted")
+        nodes.append(helper.make_node("Mul", [weight, term], [products[-1]]))
+    if not products:
+        nodes.append(helper.make_node("Constant", [], [out], value_float=0.0))
+        return
+    acc = products[0]
+    for i, product in enumerate(products[1:], start=1):
+        nxt = out if i == len(products) - 1 else f"{out}.partial{i}"
+        nodes.append(helper.make_node("Add", [acc, product], [nxt]))
+        acc = nxt
+    if len(products) == 1:
+        nodes.append(helper.make_node("Identity", [acc], [out]))
+
+
+def loss_graph(model: onnx.ModelProto, spec: LossSpec) -> onnx.ModelProto:
+    """image, targets, weights -> [loss, loss.content, loss.style, loss.tv] for the layers in use.
+
+    The export's own total sums every layer it makes available; a run uses a subset, and cutting
+    the graph at the deepest layer in use saves the deeper convolutions. So the per-layer terms
+    are cut out and summed again here with the same weights α·Σw_c·C_l + β·Σw_l·E_l + γ·TV.
+    """
+    weights = list(weight_values(spec))
+    targets = list(target_shapes(spec, 1, 1))
+    content_terms = [names.content_loss(layer) for layer in spec.content_layers]
+    style_terms = [names.style_loss(layer) for layer in spec.style_layers]
+    sub = Extractor(model).extract_model(
+        [names.IMAGE, *targets, *weights], [*content_terms, *style_terms, names.LOSS_TV]
+    )
+    # Extractor keeps only inputs that reach the outputs; all of these do.
+    nodes: list = []
+    _weighted_sum(
+        nodes,
+        list(zip([names.content_weight(layer) for layer in spec.content_layers], content_terms, strict=True)),
+        names.LOSS_CONTENT,
+    )
+    _weighted_sum(
+        nodes,
+        list(zip([names.style_weight(layer) for layer in spec.style_layers], style_terms, strict=True)),
+        names.LOSS_STYLE,
+    )
+    _weighted_sum(
+        nodes,
+        [(names.ALPHA, names.LOSS_CONTENT), (names.BETA, names.LOSS_STYLE), (names.GAMMA, names.LOSS_TV)],
+        names.LOSS,
+    )
+    graph = sub.graph
+    graph.node.extend(nodes)
+    del graph.output[:]
+    for name in (names.LOSS, names.LOSS_CONTENT, names.LOSS_STYLE, names.LOSS_TV):
+        graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, []))
+    return sub
+
+
+def training_graph(
+    model: onnx.ModelProto, spec: LossSpec, height: int, width: int
+) -> tuple[onnx.ModelProto, list[str]]:
+    """The loss graph at one fixed size, with every input turned into an initializer.
+
+    onnxruntime-training differentiates with respect to initializers and its pooling-gradient
+    kernels need static shapes, so the image becomes a fixed-shape initializer (the trainable
+    parameter) and the targets and weights become initializers too (frozen parameters, set once
+    per run: on CUDA they stay on the device). Returns the model and the frozen names.
+    """
+    sub = loss_graph(model, spec)
+    shapes = {names.IMAGE: (1, 3, height, width), **target_shapes(spec, height, width)}
+    values = {name: np.zeros(shape, np.float32) for name, shape in shapes.items()}
+    values.update(weight_values(spec))
+    graph = sub.graph
+    frozen = [name for name in values if name != names.IMAGE]
+    del graph.input[:]
+    graph.initializer.extend(numpy_helper.from_array(v, name) for name, v in values.items())
+    # Shapes inside were inferred for dynamic sizes; let the gradient builder infer them anew.
+    del graph.value_info[:]
+    return sub, frozen

@@ -1,0 +1,97 @@
+"""Reading, resizing and writing images: float32 RGB in [0, 1], height x width x 3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from nst_ort.errors import NstError
+from nst_ort.files import atomic_path
+
+MIN_SIDE = 16  # the deepest pooling layer needs a few pixels left at 1/16 scale
+
+
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit and 32-bit grayscale: scale by the range rather than clipping to 255.
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        gray = np.clip(array / top, 0.0, 1.0).astype(np.float32)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Transparent areas become white, as a viewer shows them, not whatever colour they hide.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def load_image(path: Path) -> np.ndarray:
+    """Any image Pillow reads, EXIF orientation applied, as RGB float32 in [0, 1]."""
+    path = Path(path)
+    if not path.exists():
+        raise NstError(f"{path}: no such file")
+    if path.is_dir():
+        raise NstError(f"{path}: is a directory, not an image")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            array = _to_rgb(image)
+    except UnidentifiedImageError:
+        raise NstError(f"{path}: not an image Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise NstError(f"{path}: damaged image ({exc})") from None
+    height, width = array.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise NstError(f"{path}: image is {width}x{height} px; at least {MIN_SIDE} px per side needed")
+    return array
+
+
+def fit_longest(height: int, width: int, size: int) -> tuple[int, int]:
+    """(height, width) with the longest side `size`, aspect ratio kept."""
+    scale = size / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    if image.shape[:2] == (height, width):
+        return image
+    channels = [
+        np.asarray(
+            Image.fromarray(image[:, :, c].astype(np.float32), mode="F").resize(
+                (width, height), Image.Resampling.LANCZOS
+            )
+        )
+        for c in range(image.shape[2])
+    ]
+    return np.clip(np.stack(channels, axis=2), 0.0, 1.0)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def save_image(path: Path, image: np.ndarray) -> None:
+    """Write atomically; the format follows the file extension."""
+    path = Path(path)
+    extension = path.suffix.lower()
+    formats = Image.registered_extensions()
+    if extension not in formats:
+        raise NstError(f"{path}: unknown image extension '{path.suffix}' (use .png or .jpg)")
+    picture = Image.fromarray(to_uint8(image), mode="RGB")
+    with atomic_path(path) as tmp:
+        try:
+            picture.save(tmp, format=formats[extension])
+        except (KeyError, ValueError) as exc:
+            raise NstError(f"{path}: cannot write this format ({exc})") from None
+
+
+def to_nchw(image: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def from_nchw(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array.reshape(array.shape[-3:]).transpose(1, 2, 0))

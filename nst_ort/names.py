@@ -1,0 +1,160 @@
+"""The public contract between the exporter and the runtime: layer names, graph names, metadata.
+
+Both `export/` (torch) and `nst_ort/` (no torch) import this module, so every name that crosses
+the ONNX file is defined here once. Layer names are Caffe's (`conv1_1`, `relu4_2`, `pool3`).
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+
+FORMAT_VERSION = 1
+"""Bumped whenever the graph's inputs, outputs or semantics change incompatibly."""
+
+
+class Arch(str, Enum):
+    VGG16 = "vgg16"
+    VGG19 = "vgg19"
+
+
+class Pooling(str, Enum):
+    AVG = "avg"  # the paper's choice: better gradient flow than max pooling
+    MAX = "max"
+
+
+# Convolutions per block; every block ends in a 2x2 pooling layer.
+BLOCKS = {Arch.VGG16: (2, 2, 3, 3, 3), Arch.VGG19: (2, 2, 4, 4, 4)}
+CHANNELS = (64, 128, 256, 512, 512)
+
+DEFAULT_CONTENT_LAYERS = ("relu4_2",)
+DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+# What an export makes available by default: the paper's content layers of Figure 1
+# (conv1_2 … conv5_2) and its style layers; the runtime may use any subset.
+EXPORT_CONTENT_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
+EXPORT_STYLE_LAYERS = DEFAULT_STYLE_LAYERS
+
+
+def layer_sequence(arch: Arch) -> list[str]:
+    """Every layer of the feature stack in order: conv1_1, relu1_1, conv1_2, …, pool5."""
+    names: list[str] = []
+    for block, convs in enumerate(BLOCKS[Arch(arch)], start=1):
+        for i in range(1, convs + 1):
+            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
+        names.append(f"pool{block}")
+    return names
+
+
+def conv_layers(arch: Arch) -> list[str]:
+    return [n for n in layer_sequence(arch) if n.startswith("conv")]
+
+
+def loss_layers(arch: Arch) -> list[str]:
+    """Layers a loss may use: the ReLU outputs (the paper's 'conv4_2' means relu4_2)."""
+    return [n for n in layer_sequence(arch) if n.startswith("relu")]
+
+
+def block_of(layer: str) -> int:
+    """The block a layer belongs to: relu4_2 -> 4, pool3 -> 3."""
+    return int(re.match(r"[a-z]+(\d)", layer).group(1))
+
+
+def layer_channels(layer: str) -> int:
+    return CHANNELS[block_of(layer) - 1]
+
+
+def layer_downsampling(layer: str) -> int:
+    """How many times smaller than the image a layer's feature map is (per side)."""
+    return 2 ** (block_of(layer) - (0 if layer.startswith("pool") else 1))
+
+
+def deepest(arch: Arch, layers: list[str] | tuple[str, ...]) -> str:
+    order = layer_sequence(arch)
+    return max(layers, key=order.index)
+
+
+# --- graph names -----------------------------------------------------------------------------
+
+IMAGE = "image"  # float32 NCHW, RGB in [0, 1]
+ALPHA = "weight.content"
+BETA = "weight.style"
+GAMMA = "weight.tv"
+LOSS = "loss"
+LOSS_CONTENT = "loss.content"
+LOSS_STYLE = "loss.style"
+LOSS_TV = "loss.tv"
+IMAGE_GRAD = "image.grad"
+
+
+def content_features(layer: str) -> str:
+    return f"content.{layer}.features"
+
+
+def content_target(layer: str) -> str:
+    return f"content.{layer}.target"
+
+
+def content_weight(layer: str) -> str:
+    return f"content.{layer}.weight"
+
+
+def content_loss(layer: str) -> str:
+    return f"content.{layer}.loss"
+
+
+def style_gram(layer: str) -> str:
+    return f"style.{layer}.gram"
+
+
+def style_target(layer: str) -> str:
+    return f"style.{layer}.gram_target"
+
+
+def style_weight(layer: str) -> str:
+    return f"style.{layer}.weight"
+
+
+def style_loss(layer: str) -> str:
+    return f"style.{layer}.loss"
+
+
+# --- metadata (ModelProto.metadata_props) ------------------------------------------------------
+
+META_PREFIX = "nst_ort."
+META_FORMAT_VERSION = "nst_ort.format_version"
+META_ARCH = "nst_ort.arch"
+META_WEIGHTS = "nst_ort.weights"
+META_WEIGHTS_SHA256 = "nst_ort.weights_sha256"
+META_POOLING = "nst_ort.pooling"
+META_CONTENT_LAYERS = "nst_ort.content_layers"
+META_STYLE_LAYERS = "nst_ort.style_layers"
+META_PREPROCESSING = "nst_ort.preprocessing"
+META_TORCH_VERSION = "nst_ort.torch_version"
+META_ONNX_VERSION = "nst_ort.onnx_version"
+META_GRADIENT_GRAPH = "nst_ort.gradient_graph"
+
+
+# --- layer lists on the command line -----------------------------------------------------------
+
+
+def parse_layers(spec: str, available: list[str] | tuple[str, ...], what: str) -> dict[str, float]:
+    """Parse `relu1_1,relu2_1:0.5` (or `all`) into {layer: weight}; weights default to 1.
+
+    Raises ValueError with a one-line message naming the layers that exist.
+    """
+    spec = spec.strip()
+    if spec == "all":
+        return {layer: 1.0 for layer in available}
+    result: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, weight = item.partition(":")
+        name = name.strip()
+        if name not in available:
+            raise ValueError(f"unknown {what} layer '{name}'; available: {', '.join(available)}")
+        try:
+            result[name] = float(weight) if weight else 1.0
+        except ValueError:
+            raise ValueError(f"{what} layer weight '{weight}' for {name} is not a number") from None
+    if not result:
+        raise ValueError(f"no {what} layers given")
+    return result

@@ -1,0 +1,80 @@
+"""The gradient of the loss with respect to the image, from onnxruntime-training.
+
+`TrainingBackend` wraps one set of per-size artifacts: the image is the trainable parameter,
+targets and weights are frozen parameters set once, so a step moves at most the image in and
+its gradient out (L-BFGS), or nothing but the loss terms (Adam, on the device).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nst_ort import names
+from nst_ort.artifacts import Artifacts
+from nst_ort.runtime import session_options
+
+TERMS = (names.LOSS, names.LOSS_CONTENT, names.LOSS_STYLE, names.LOSS_TV)
+
+
+class TrainingBackend:
+    def __init__(self, artifacts: Artifacts, frozen: dict[str, np.ndarray], device: str, threads: int = 0):
+        from onnxruntime.training import api
+
+        missing = set(artifacts.frozen) - set(frozen)
+        if missing:
+            raise ValueError(f"no values for frozen parameters {sorted(missing)}")
+        self._state = api.CheckpointState.load_checkpoint(str(artifacts.checkpoint))
+        self._module = api.Module(
+            str(artifacts.training_model),
+            self._state,
+            str(artifacts.eval_model),
+            device=device,
+            session_options=session_options(threads),
+        )
+        # Parameters get their buffers when the Module is created: setting one before segfaults.
+        self._params = self._state.parameters
+        for name in artifacts.frozen:
+            self._params[name].data = np.array(frozen[name], np.float32, order="C")
+        self._module.train()
+        self._artifacts = artifacts
+        self._optimizer = None
+        self.shape = tuple(self._params[names.IMAGE].data.shape)
+
+    def _terms(self, outputs) -> dict[str, float]:
+        # With no user inputs, Module returns OrtValues rather than numpy arrays.
+        values = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        values = [v.numpy() if hasattr(v, "numpy") else v for v in values]
+        return {name: float(np.asarray(v)) for name, v in zip(TERMS, values, strict=True)}
+
+    def set_image(self, image: np.ndarray) -> None:
+        self._params[names.IMAGE].data = np.ascontiguousarray(image, np.float32).reshape(self.shape)
+
+    def get_image(self) -> np.ndarray:
+        return np.array(self._params[names.IMAGE].data, np.float32)
+
+    def value_and_grad(self, image: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
+        """Loss terms and dL/dimage at `image` (NCHW, float32). The gradient is a fresh copy."""
+        self.set_image(image)
+        self._module.lazy_reset_grad()  # gradients accumulate across steps otherwise
+        terms = self._terms(self._module())
+        return terms, np.array(self._params[names.IMAGE].grad, np.float32)
+
+    def adam_step(self, lr: float) -> dict[str, float]:
+        """One Adam step on the image held by the backend; returns the terms before the step."""
+        if self._optimizer is None:
+            from onnxruntime.training import api
+
+            self._optimizer = api.Optimizer(str(self._artifacts.optimizer_model), self._module)
+        self._optimizer.set_learning_rate(lr)
+        self._module.lazy_reset_grad()
+        terms = self._terms(self._module())
+        self._optimizer.step()
+        return terms
+
+    def clip_image(self) -> None:
+        """Project the image back onto [0, 1] pixels after an Adam step."""
+        data = self._params[names.IMAGE].data
+        if isinstance(data, np.ndarray) and data.flags.writeable and not data.flags.owndata:
+            np.clip(data, 0.0, 1.0, out=data)  # CPU: a view of the live buffer
+        else:
+            self.set_image(np.clip(data, 0.0, 1.0))
