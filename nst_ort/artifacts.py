@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -75,12 +76,28 @@ def _manifest_ok(directory: Path) -> dict | None:
 
 @contextlib.contextmanager
 def _quiet_build():
-    """generate_artifacts logs at INFO whatever the logger level; keep the CLI's output clean."""
+    """Keep the CLI's output clean while generate_artifacts runs.
+
+    It logs at INFO through Python's logging whatever the level, and its C++ gradient builder
+    writes every graph rewrite to stderr whatever ONNX Runtime's logger severity. The native
+    stderr goes to a temporary file, shown again only if the build fails.
+    """
     logging.disable(logging.INFO)
-    try:
-        yield
-    finally:
-        logging.disable(logging.NOTSET)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace")[-4000:])
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            logging.disable(logging.NOTSET)
 
 
 def _adam_block():

@@ -92,16 +92,15 @@ class Engine:
     ) -> Targets:
         """P from `content` (already at the output size) and A from the styles, blended."""
         start = time.perf_counter()
-        computer = self._targets(spec)
         values: dict[str, np.ndarray] = {}
         if spec.content_layers:
             if content is None:
                 raise NstError("a content loss needs a content image")
-            values.update(computer.content_targets(content))
+            values.update(self._targets(spec).content_targets(content))
         if spec.style_layers:
             if not styles:
                 raise NstError("a style loss needs at least one style image")
-            values.update(computer.style_targets(styles, blend, output_size, style_scale))
+            values.update(self._targets(spec).style_targets(styles, blend, output_size, style_scale))
         return Targets(values, time.perf_counter() - start)
 
     def optimize(

@@ -1,0 +1,160 @@
+"""The exported graph against torch, its metadata, and `nst-ort export` / `nst-ort info`."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from export.exporter import ExportSpec, build_loss_module, example_inputs, export_model
+from export.weights import random_weights
+from nst_ort import names
+from nst_ort.config import LossSpec
+from nst_ort.model import load_model
+from nst_ort.targets import TargetComputer
+from nst_ort.names import Arch, Pooling
+
+CLI = [sys.executable, "-c", "from nst_ort.cli import main; main()"]
+
+
+def run_graph(path, module, height, width, seed):
+    inputs = example_inputs(module, height, width, seed=seed)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {n: t.numpy() for n, t in zip(module.input_names(), inputs, strict=True)}
+    actual = session.run(module.output_names(), feeds)
+    with torch.no_grad():
+        desired = [t.numpy() for t in module(*inputs)]
+    return dict(zip(module.output_names(), actual, strict=True)), dict(
+        zip(module.output_names(), desired, strict=True)
+    )
+
+
+@pytest.mark.parametrize("arch", [Arch.VGG16, Arch.VGG19])
+@pytest.mark.parametrize("pooling", [Pooling.AVG, Pooling.MAX])
+def test_graph_matches_torch_at_a_new_size(tmp_path, arch, pooling):
+    spec = ExportSpec(arch, pooling, content_layers=("relu2_2",), style_layers=("relu1_1", "relu3_1"))
+    weights = random_weights(arch, 1)
+    path = tmp_path / "m.onnx"
+    export_model(path, spec, weights)
+    module = build_loss_module(spec, weights)
+    actual, desired = run_graph(path, module, 37, 53, seed=7)  # not a validation size
+    for name in module.output_names():
+        np.testing.assert_allclose(
+            actual[name], desired[name], rtol=1e-4, atol=1e-4 * np.abs(desired[name]).max()
+        )
+
+
+def test_graph_interface_is_the_public_contract(tiny_model):
+    model = onnx.load(str(tiny_model))
+    inputs = [i.name for i in model.graph.input]
+    outputs = [o.name for o in model.graph.output]
+    assert inputs[0] == names.IMAGE
+    assert "style.relu3_1.gram_target" in inputs and "content.relu4_2.target" in inputs
+    assert {names.ALPHA, names.BETA, names.GAMMA, "style.relu5_1.weight"} <= set(inputs)
+    assert outputs[:4] == [names.LOSS, names.LOSS_CONTENT, names.LOSS_STYLE, names.LOSS_TV]
+    assert {"style.relu1_1.gram", "content.relu5_2.features", "style.relu2_1.loss"} <= set(outputs)
+    image = model.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in image[:2]] == [1, 3] and all(d.dim_param for d in image[2:])
+    assert model.ir_version <= 10 and max(o.version for o in model.opset_import if o.domain == "") <= 21
+    onnx.checker.check_model(model)
+
+
+def test_metadata_describes_the_export(tiny_model):
+    _, info = load_model(tiny_model)
+    assert info.format_version == names.FORMAT_VERSION
+    assert info.arch is Arch.VGG16 and info.pooling is Pooling.AVG
+    assert info.weights == "random:0"
+    assert info.weights_sha256 == random_weights(Arch.VGG16, 0).sha256()
+    assert info.content_layers == names.EXPORT_CONTENT_LAYERS
+    assert info.style_layers == names.EXPORT_STYLE_LAYERS
+    assert info.preprocessing["mean"] == [0.485, 0.456, 0.406]
+    assert info.torch_version == torch.__version__
+
+
+def test_graph_ends_at_the_deepest_layer(tmp_path):
+    spec = ExportSpec(Arch.VGG19, content_layers=("relu2_1",), style_layers=("relu1_1",))
+    export_model(tmp_path / "m.onnx", spec, random_weights(Arch.VGG19))
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    kernels = [i for i in model.graph.initializer if len(i.dims) == 4 and i.dims[2] == 3]
+    assert len(kernels) == 3  # conv1_1, conv1_2, conv2_1
+
+
+def test_bgr_weights_see_rgb_input(tmp_path):
+    # Caffe weights expect BGR 0-255 minus the mean: the graph must do the conversion itself.
+    from export.network import CAFFE
+
+    weights = random_weights(Arch.VGG16, 2)
+    caffe = type(weights)(weights.convs, CAFFE, "caffe-test")
+    spec = ExportSpec(content_layers=("relu1_1",), style_layers=("relu1_1",))
+    export_model(tmp_path / "m.onnx", spec, caffe)
+    model, _ = load_model(tmp_path / "m.onnx")
+    targets = TargetComputer(model, LossSpec(content_layers={"relu1_1": 1.0}, style_layers={}), "cpu")
+    image = np.random.default_rng(0).random((16, 16, 3), dtype=np.float32)
+    actual = targets.features(image)["content.relu1_1.features"]
+    image = image.transpose(2, 0, 1)[None]
+    bgr = image[:, ::-1] * 255 - np.array(CAFFE.mean, np.float32).reshape(1, 3, 1, 1)
+    kernel, bias = (torch.from_numpy(a) for a in caffe.convs["conv1_1"])
+    desired = torch.relu(torch.nn.functional.conv2d(torch.from_numpy(bgr.copy()), kernel, bias, padding=1))
+    np.testing.assert_allclose(actual, desired.numpy(), rtol=1e-4, atol=1e-3)
+
+
+def test_cli_export_and_info(tmp_path):
+    path = tmp_path / "m.onnx"
+    result = subprocess.run(
+        [
+            *CLI,
+            "export",
+            "--weights",
+            "random",
+            "-o",
+            str(path),
+            "--style-layers",
+            "relu1_1,relu2_1",
+            "--content-layers",
+            "relu2_2",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {path}" in result.stdout.replace("\n", "")
+    assert "style layers: relu1_1, relu2_1" in result.stdout
+    info = subprocess.run([*CLI, "info", str(path), "--json"], capture_output=True, text=True)
+    assert info.returncode == 0, info.stderr
+    data = json.loads(info.stdout)
+    assert data["content_layers"] == ["relu2_2"] and data["weights"] == "random:0"
+    text = subprocess.run([*CLI, "info", str(path)], capture_output=True, text=True).stdout
+    assert "pooling:" in text and "avg" in text and "format version:  1" in text
+
+
+def test_cli_export_rejects_unknown_layers_in_one_line(tmp_path):
+    result = subprocess.run(
+        [*CLI, "export", "--weights", "random", "-o", str(tmp_path / "m.onnx"), "--style-layers", "relu9_1"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: unknown style layer 'relu9_1'; available: " + ", ".join(names.loss_layers(Arch.VGG16))
+    ]
+    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"not onnx at all", "not an ONNX model"), (None, "not one written by `nst-ort export`")],
+)
+def test_info_on_wrong_models(tmp_path, content, message):
+    path = tmp_path / "x.onnx"
+    if content is None:
+        graph = onnx.helper.make_graph([], "g", [], [])
+        onnx.save(onnx.helper.make_model(graph), str(path))
+    else:
+        path.write_bytes(content)
+    result = subprocess.run([*CLI, "info", str(path)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
