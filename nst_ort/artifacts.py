@@ -25,6 +25,7 @@ import onnx
 from nst_ort import names
 from nst_ort.config import LossSpec
 from nst_ort.graphs import training_graph
+from nst_ort.runtime import training_module
 
 FILES = ("training_model.onnx", "eval_model.onnx", "optimizer_model.onnx", "checkpoint")
 MANIFEST = "manifest.json"
@@ -101,8 +102,7 @@ def _quiet_build():
 
 
 def _adam_block():
-    from onnxruntime.training import onnxblock
-
+    onnxblock = training_module("onnxblock")
     # torch.optim.Adam's eps; weight decay 0 (the image is not a network weight).
     return onnxblock.optim.AdamW(bias_correction=True, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
 
@@ -123,8 +123,7 @@ def _fix_optimizer_model(path: Path) -> None:
 
 def build(model: onnx.ModelProto, spec: LossSpec, height: int, width: int, directory: Path):
     """Write the four artifacts into `directory` (which must exist and be empty)."""
-    from onnxruntime.training import artifacts as ort_artifacts
-
+    ort_artifacts = training_module("artifacts")
     train, frozen = training_graph(model, spec, height, width)
     with _quiet_build():
         ort_artifacts.generate_artifacts(

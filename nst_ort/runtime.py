@@ -6,15 +6,45 @@ the user is told which extra to install instead of meeting an ImportError.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
 from nst_ort.errors import NstError
 
+
+def _import_onnxruntime():
+    """Import onnxruntime without the torch that its training build would load.
+
+    In the training wheels, `import onnxruntime` tries ORTModule (torch-based training) and
+    `onnxruntime/training/__init__.py` imports torch's optimisers: where torch is installed that
+    loads it (seconds of start-up), where it is not the training package fails to import, although
+    the wheels do not depend on torch and the on-device training API used here needs none of it.
+    So the training package is registered from its files without running its __init__, and
+    ORTModule is marked absent, before onnxruntime itself is imported.
+    """
+    spec = importlib.util.find_spec("onnxruntime")
+    if spec is None or spec.origin is None:
+        return None
+    training = Path(spec.origin).parent / "training"
+    if (training / "__init__.py").is_file() and "onnxruntime.training" not in sys.modules:
+        training_spec = importlib.util.spec_from_file_location(
+            "onnxruntime.training", training / "__init__.py", submodule_search_locations=[str(training)]
+        )
+        sys.modules["onnxruntime.training"] = importlib.util.module_from_spec(training_spec)
+        sys.modules.setdefault("onnxruntime.training.ortmodule", None)
+    import onnxruntime
+
+    # The training build's gradient builder logs every graph rewrite at INFO otherwise.
+    onnxruntime.set_default_logger_severity(3)
+    return onnxruntime
+
+
 try:
-    import onnxruntime as ort
-except ImportError:  # pragma: no cover - exercised in a subprocess test
+    ort = _import_onnxruntime()
+except ImportError:  # a broken installation reads as a missing one
     ort = None
-else:
-    # The training build's gradient builder logs every graph rewrite at INFO on stderr.
-    ort.set_default_logger_severity(3)
 
 INSTALL_HINT = "install an ONNX Runtime: pip install 'nst-ort[cpu]' (or 'nst-ort[cuda]' for NVIDIA GPUs)"
 
@@ -25,9 +55,15 @@ def require_ort():
     return ort
 
 
+def training_module(name: str):
+    """`onnxruntime.training.<name>`: api, artifacts or onnxblock (see _import_onnxruntime)."""
+    require_ort()
+    return importlib.import_module(f"onnxruntime.training.{name}")
+
+
 def has_training() -> bool:
     try:
-        from onnxruntime.training import api  # noqa: F401
+        training_module("api")
     except ImportError:
         return False
     return True

@@ -11,15 +11,14 @@ import numpy as np
 
 from nst_ort import names
 from nst_ort.artifacts import Artifacts
-from nst_ort.runtime import session_options
+from nst_ort.runtime import session_options, training_module
 
 TERMS = (names.LOSS, names.LOSS_CONTENT, names.LOSS_STYLE, names.LOSS_TV)
 
 
 class TrainingBackend:
     def __init__(self, artifacts: Artifacts, frozen: dict[str, np.ndarray], device: str, threads: int = 0):
-        from onnxruntime.training import api
-
+        api = training_module("api")
         missing = set(artifacts.frozen) - set(frozen)
         if missing:
             raise ValueError(f"no values for frozen parameters {sorted(missing)}")
@@ -62,8 +61,7 @@ class TrainingBackend:
     def adam_step(self, lr: float) -> dict[str, float]:
         """One Adam step on the image held by the backend; returns the terms before the step."""
         if self._optimizer is None:
-            from onnxruntime.training import api
-
+            api = training_module("api")
             self._optimizer = api.Optimizer(str(self._artifacts.optimizer_model), self._module)
         self._optimizer.set_learning_rate(lr)
         self._module.lazy_reset_grad()

@@ -15,8 +15,8 @@ from export.weights import random_weights
 from nst_ort import names
 from nst_ort.config import LossSpec
 from nst_ort.model import load_model
-from nst_ort.targets import TargetComputer
 from nst_ort.names import Arch, Pooling
+from nst_ort.targets import TargetComputer
 
 CLI = [sys.executable, "-c", "from nst_ort.cli import main; main()"]
 
