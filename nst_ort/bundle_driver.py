@@ -102,6 +102,30 @@ class RunResult:
 StepCallback = Callable[[int, dict[str, float]], None]
 
 
+def training_api():
+    """`onnxruntime.training.api`, also where torch is not installed.
+
+    In onnxruntime-training 1.19.2, `onnxruntime/training/__init__.py` imports its fp16
+    optimizer, which imports torch, so `from onnxruntime.training import api` fails without
+    torch although the training API itself uses none of it. Then the package is registered
+    without running its __init__ and `api` is imported from its folder.
+    """
+    try:
+        from onnxruntime.training import api
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":
+            raise
+    else:
+        return api
+    import importlib.util
+
+    package = importlib.util.module_from_spec(importlib.util.find_spec("onnxruntime.training"))
+    sys.modules["onnxruntime.training"] = package
+    from onnxruntime.training import api
+
+    return api
+
+
 def _nchw_to_hwc(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(array, np.float32).reshape(array.shape[-3:]).transpose(1, 2, 0))
 
@@ -118,8 +142,8 @@ def run_bundle(
     stops it the same way with status 'interrupted'.
     """
     import onnxruntime as ort
-    from onnxruntime.training import api
 
+    api = training_api()
     bundle = load_bundle(directory)
     steps = bundle.iterations if iterations is None else iterations
     options = ort.SessionOptions()
