@@ -27,7 +27,7 @@ from onnx import helper, numpy_helper
 from nst_ort import artifacts as artifact_cache
 from nst_ort import names
 from nst_ort.api import ImageLike, as_image, initial_image, normalized_blend
-from nst_ort.bundle_driver import FORMAT, MANIFEST, VERSION
+from nst_ort.bundle_driver import FORMAT, MANIFEST, VERSION, training_api
 from nst_ort.config import InitKind, StylizeConfig
 from nst_ort.engine import Engine
 from nst_ort.errors import FAILURE, NstError
@@ -94,8 +94,7 @@ def write_checkpoint(
 
     Returns the training model's user inputs and outputs, as every training API reports them.
     """
-    from onnxruntime.training import api
-
+    api = training_api()
     state = api.CheckpointState.load_checkpoint(str(entry.checkpoint))
     # Parameters get their buffers when a Module is created (setting one before segfaults), and
     # copying into them needs the live Module.

@@ -141,10 +141,10 @@ def run_bundle(
     A non-finite loss stops the loop with the last good image and status 'nonfinite'; Ctrl-C
     stops it the same way with status 'interrupted'.
     """
+    bundle = load_bundle(directory)
     import onnxruntime as ort
 
     api = training_api()
-    bundle = load_bundle(directory)
     steps = bundle.iterations if iterations is None else iterations
     options = ort.SessionOptions()
     options.log_severity_level = 3  # the gradient builder logs every graph rewrite otherwise
@@ -194,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads; 0 = one per core")
     args = parser.parse_args(argv)
     try:
+        if not args.output.parent.is_dir():
+            raise BundleError(f"{args.output.parent}: no such folder")
         result = run_bundle(args.bundle, args.iterations, args.threads)
     except BundleError as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - a script's own output

@@ -242,19 +242,17 @@ def test_bundle_refuses_a_non_empty_folder(tiny_model, inputs, tmp_path, capsys)
     assert [p.name for p in tmp_path.iterdir()] == ["taken"]  # no temporary folder left behind
 
 
-def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed (the JavaScript driver needs Node >= 20)")
-    if not (JS_DIR / "node_modules" / "onnxruntime-web").is_dir():
-        pytest.skip(f"the JavaScript driver's packages are not installed: run `npm ci` in {JS_DIR}")
-    return node
+NODE = shutil.which("node")
+requires_node = pytest.mark.skipif(
+    NODE is None or not (JS_DIR / "node_modules" / "onnxruntime-web").is_dir(),
+    reason=f"the JavaScript driver needs Node >= 20 and its packages: run `npm ci` in {JS_DIR}",
+)
 
 
+@requires_node
 def test_javascript_driver_agrees_with_the_python_driver(bundle, python_output, tmp_path):
-    node = _node()
     output = tmp_path / "js.png"
-    command = [node, str(JS_DIR / "run-bundle.mjs"), str(bundle), "-o", str(output), "--quiet"]
+    command = [NODE, str(JS_DIR / "run-bundle.mjs"), str(bundle), "-o", str(output), "--quiet"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     initial, desired, actual = (_pixels(p) for p in (bundle / "initial.png", python_output, output))
@@ -271,9 +269,9 @@ def test_javascript_driver_agrees_with_the_python_driver(bundle, python_output, 
     assert (difference > 0).mean() < 0.01
 
 
+@requires_node
 def test_javascript_driver_rejects_a_folder_without_bundle_json(tmp_path):
-    node = _node()
-    command = [node, str(JS_DIR / "run-bundle.mjs"), str(tmp_path), "-o", str(tmp_path / "out.png")]
+    command = [NODE, str(JS_DIR / "run-bundle.mjs"), str(tmp_path), "-o", str(tmp_path / "out.png")]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: {tmp_path}: not a bundle (no bundle.json)"
