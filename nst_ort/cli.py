@@ -375,3 +375,6 @@ def main() -> None:
             soft_wrap=True,
         )
         sys.exit(errors.FAILURE)
+
+
+from nst_ort import cli_bundle  # noqa: E402, F401 - registers `bundle` and `run-bundle` on app
