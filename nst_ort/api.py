@@ -37,6 +37,10 @@ def as_image(image: ImageLike) -> np.ndarray:
     return load_image(Path(image))
 
 
+def _source(image: ImageLike) -> str:
+    return "array" if isinstance(image, np.ndarray) else str(image)
+
+
 def normalized_blend(blend: tuple[float, ...] | None, count: int) -> list[float]:
     if blend is None:
         return [1.0 / count] * count
@@ -68,11 +72,15 @@ def stylize(
     config: StylizeConfig | None = None,
     callback: Callback | None = None,
     engine: Engine | None = None,
+    resume: tuple[np.ndarray, int] | None = None,
+    sources: tuple[Path, list[Path]] | None = None,
 ) -> StylizeResult:
     """Stylise `content` with `styles`; the returned report says how it went.
 
     An interrupt (Ctrl-C) or a non-finite loss does not raise: the result carries the last good
-    image with status 'interrupted' or 'nonfinite', so nothing computed is lost.
+    image with status 'interrupted' or 'nonfinite', so nothing computed is lost. `resume` is
+    (image, steps done) of an interrupted run: it continues from there for the steps left.
+    `sources` names the files in the report when the images are given as arrays.
     """
     config = config or StylizeConfig()
     if not styles:
@@ -84,6 +92,8 @@ def stylize(
     style_images = [as_image(s) for s in styles]
     blend = normalized_blend(config.style_blend, len(style_images))
     height, width = fit_longest(*content_image.shape[:2], config.size)
+    engine.check_layers(config.loss)
+    engine.check_memory(config.loss, height, width)  # before anything is allocated at that size
     content_image = resize(content_image, height, width)
 
     report = Report(
@@ -91,8 +101,8 @@ def stylize(
         engine.model_info,
         engine.device,
         {
-            "content": content if not isinstance(content, np.ndarray) else "array",
-            "styles": [s if not isinstance(s, np.ndarray) else "array" for s in styles],
+            "content": sources[0] if sources else _source(content),
+            "styles": sources[1] if sources else [_source(s) for s in styles],
             "size": [height, width],
         },
     )
@@ -100,9 +110,19 @@ def stylize(
     targets = engine.targets(
         config.loss, content_image, style_images, blend, config.style_scale, (height, width)
     )
-    init = to_nchw(initial_image(config, content_image, style_images))
+    if resume is None:
+        init, done = to_nchw(initial_image(config, content_image, style_images)), 0
+    else:
+        init, done = to_nchw(resize(resume[0], height, width)), resume[1]
     result, info = engine.optimize(
-        config.loss, targets, init, config.optimizer, config.iterations, config.lr, callback
+        config.loss,
+        targets,
+        init,
+        config.optimizer,
+        config.iterations - done,
+        config.lr,
+        callback,
+        start_step=done,
     )
     report.add_records(result.records, wall_start + info.targets_seconds)
     report.add_pass(info, result.evaluations)

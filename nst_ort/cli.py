@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -23,8 +24,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Neural style transfer (Gatys, Ecker & Bethge 2015) on ONNX Runtime.",
 )
-err = Console(stderr=True)
-out = Console()
+# soft_wrap: messages stay one line each, however narrow the terminal (or none at all).
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 STATE = {"debug": False}
 
 
@@ -163,10 +165,10 @@ def _init(text: str) -> InitKind | Path:
 def _check_output(output: Path, inputs: list[Path]) -> None:
     from PIL import Image
 
-    if output.suffix.lower() not in Image.registered_extensions():
-        raise NstError(f"{output}: unknown image extension '{output.suffix}' (use .png or .jpg)")
     if output.is_dir():
         raise NstError(f"{output}: is a directory")
+    if output.suffix.lower() not in Image.registered_extensions():
+        raise NstError(f"{output}: unknown image extension '{output.suffix}' (use .png or .jpg)")
     if not output.parent.is_dir():
         raise NstError(f"{output.parent}: no such folder")
     if not os.access(output.parent, os.W_OK):
@@ -232,13 +234,10 @@ class ProgressView:
 
 @app.command("stylize")
 def stylize_command(
-    content: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Content photo.")],
-    styles: Annotated[
-        list[Path], typer.Argument(exists=True, dir_okay=False, help="One or more style images.")
-    ],
-    output: Annotated[
-        Path, typer.Option("-o", "--output", dir_okay=False, help="Output image (.png, .jpg, …).")
-    ],
+    # Existence and format are checked by the image loader, whose errors are one line.
+    content: Annotated[Path, typer.Argument(help="Content photo.")],
+    styles: Annotated[list[Path], typer.Argument(help="One or more style images.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output image (.png, .jpg, …).")],
     model: Annotated[
         Path | None,
         typer.Option(dir_okay=False, help="Exported model [default: the user cache's default model]"),
@@ -273,14 +272,24 @@ def stylize_command(
     save_every: Annotated[
         int, typer.Option(min=0, help="Save the image every N iterations next to OUTPUT.")
     ] = 0,
-    report: Annotated[Path | None, typer.Option(dir_okay=False, help="Write a JSON report here.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write a JSON report here.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Stylise CONTENT with STYLES by optimising the image (Gatys et al. 2015)."""
-    from nst_ort.api import stylize
     from nst_ort.engine import Engine
-    from nst_ort.imageio import save_image
 
+    _check_finite(
+        {
+            "--content-weight": content_weight,
+            "--style-weight": style_weight,
+            "--tv-weight": tv_weight,
+            "--lr": lr,
+            "--style-scale": style_scale,
+        }
+    )
+    # Absolute paths in the config and report, so that `nst-ort resume` works from anywhere.
+    content, styles, output = content.absolute(), [p.absolute() for p in styles], output.absolute()
+    model, report = (p.absolute() if p is not None else None for p in (model, report))
     _check_output(output, [content, *styles])
     if report is not None:
         _check_output_file(report, [content, *styles, output])
@@ -307,6 +316,20 @@ def stylize_command(
         device=device,
         threads=threads,
     )
+    _run(engine, content, styles, config, output, report, save_every, quiet)
+
+
+def _run(engine, content, styles, config, output, report, save_every, quiet, previous=None) -> None:
+    """Run one stylisation with progress; write the image and report whatever the outcome."""
+    from nst_ort.api import stylize
+    from nst_ort.imageio import fit_longest, load_image, save_image
+
+    # Inputs are read before anything else is shown, so a bad file is the only line printed.
+    images = [load_image(path) for path in (content, *styles)]
+    engine.check_memory(config.loss, *fit_longest(*images[0].shape[:2], config.size))
+    resume = None
+    if previous is not None:
+        resume = (load_image(output), previous["iterations"][-1]["step"] if previous["iterations"] else 0)
     if not quiet:
         err.print(
             f"device: {engine.device}; model: {engine.model_info.path} "
@@ -314,10 +337,22 @@ def stylize_command(
             highlight=False,
         )
     _interrupt_on_sigterm()
-    with ProgressView(iterations, quiet, save_every, output) as view:
-        result = stylize(content, styles, config, callback=view, engine=engine)
+    with ProgressView(config.iterations, quiet, save_every, output) as view:
+        if resume is not None:
+            view.progress.update(view.task, completed=resume[1])
+        result = stylize(
+            images[0],
+            images[1:],
+            config,
+            callback=view,
+            engine=engine,
+            resume=resume,
+            sources=(content, styles),
+        )
     save_image(output, result.image)
-    data = result.report.finish(result.status, result.message, output)
+    if previous is not None:
+        result.report.continue_from(previous)
+    data = result.report.finish(result.status, result.message, output, report)
     if report is not None:
         result.report.write(report)
     final = data.get("final", {})
@@ -330,10 +365,47 @@ def stylize_command(
     if result.status == "nonfinite":
         raise NstError(f"stopped: {result.message}; last good image saved to {output}", errors.FAILURE)
     if result.status == "interrupted":
-        err.print(f"interrupted: last image saved to {output}", highlight=False)
+        again = f"; continue with: nst-ort resume {report}" if report is not None else ""
+        err.print(f"interrupted: last image saved to {output}{again}", highlight=False)
         raise typer.Exit(errors.INTERRUPTED)
     if not quiet:
         out.print(summary, highlight=False)
+
+
+@app.command("resume")
+def resume_command(
+    report: Annotated[Path, typer.Argument(help="The --report of an interrupted stylize run.")],
+    save_every: Annotated[
+        int, typer.Option(min=0, help="Save the image every N iterations next to the output.")
+    ] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Continue an interrupted `stylize` from its last saved image and iteration.
+
+    The same inputs, options, output and report are used; L-BFGS restarts its curvature memory.
+    """
+    from nst_ort.config import config_from_dict
+    from nst_ort.engine import Engine
+
+    try:
+        previous = json.loads(report.read_text())
+        config = config_from_dict(previous["config"])
+        content, styles = Path(previous["inputs"]["content"]), [Path(p) for p in previous["inputs"]["styles"]]
+        output = Path(previous["output"])
+    except FileNotFoundError:
+        raise NstError(f"{report}: no such report") from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise NstError(f"{report}: not a report written by `nst-ort stylize --report`") from None
+    if previous.get("status") != "interrupted":
+        raise NstError(f"{report}: the run ended '{previous.get('status')}'; there is nothing to resume")
+    engine = Engine(config.model, config.device.value, config.threads)
+    _run(engine, content, styles, config, output, report, save_every, quiet, previous=previous)
+
+
+def _check_finite(values: dict[str, float]) -> None:
+    for option, value in values.items():
+        if not math.isfinite(value):
+            raise NstError(f"{option} {value}: must be a finite number")
 
 
 def _check_output_file(path: Path, inputs: list[Path]) -> None:
@@ -348,7 +420,7 @@ def _check_output_file(path: Path, inputs: list[Path]) -> None:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns the code of a typer.Exit
     except NstError as exc:
         if STATE["debug"]:
             raise
@@ -375,6 +447,7 @@ def main() -> None:
             soft_wrap=True,
         )
         sys.exit(errors.FAILURE)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 from nst_ort import cli_bundle  # noqa: E402, F401 - registers `bundle` and `run-bundle` on app

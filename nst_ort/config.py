@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 
@@ -66,3 +66,33 @@ class StylizeConfig:
     style_scale: float = 1.0  # style image size relative to the output (neural-style's -style_scale)
     device: Device = Device.AUTO
     threads: int = 0  # 0: ONNX Runtime's default (one per core)
+
+
+def _init_from(value) -> InitKind | Path:
+    try:
+        return InitKind(value)
+    except ValueError:
+        return Path(value)
+
+
+def config_from_dict(data: dict) -> StylizeConfig:
+    """A StylizeConfig from its JSON form in a report (for --resume)."""
+    converters = {
+        "model": lambda v: Path(v) if v else None,
+        "init": _init_from,
+        "loss": lambda v: LossSpec(**v),
+    }
+    defaults = StylizeConfig()
+    kwargs = {}
+    for f in fields(StylizeConfig):
+        if f.name not in data:
+            continue
+        value, default = data[f.name], getattr(defaults, f.name)
+        if f.name in converters:
+            value = converters[f.name](value)
+        elif isinstance(default, Enum):
+            value = type(default)(value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[f.name] = value
+    return StylizeConfig(**kwargs)

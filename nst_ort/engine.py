@@ -19,6 +19,7 @@ from nst_ort.config import LossSpec, Optimizer
 from nst_ort.errors import NstError
 from nst_ort.graphs import weight_values
 from nst_ort.loop import Callback, LoopResult, run_adam, run_lbfgs
+from nst_ort.memory import check_fits
 from nst_ort.model import ModelInfo, load_model
 from nst_ort.runtime import require_training, resolve_device
 from nst_ort.targets import TargetComputer
@@ -74,6 +75,11 @@ class Engine:
                     f"it has {', '.join(available)} (export with --{kind}-layers to add more)"
                 )
 
+    def check_memory(self, spec: LossSpec, height: int, width: int) -> None:
+        """Refuse a size whose estimated host memory exceeds what is available (CPU only)."""
+        if self.device == "cpu":
+            check_fits(self.info, spec, height, width)
+
     def _targets(self, spec: LossSpec) -> TargetComputer:
         key = spec.layer_key()
         if key not in self._target_computers:
@@ -117,6 +123,7 @@ class Engine:
         """Optimise the image from `init` (NCHW) against the given targets."""
         self.check_layers(spec)
         _, _, height, width = init.shape
+        self.check_memory(spec, height, width)
         entry = artifact_cache.ensure(self.model, self.info.sha256, spec, height, width, self.cache_root)
         frozen = {**targets.values, **weight_values(spec)}
         backend = TrainingBackend(entry, frozen, self.device, self.threads)

@@ -80,11 +80,18 @@ class Report:
     def add_pass(self, info, evaluations: int) -> None:
         self.data["passes"].append({**_plain(info), "evaluations": evaluations})
 
-    def finish(self, status: str, message: str, output: Path | None) -> dict:
+    def continue_from(self, previous: dict) -> None:
+        """Put an interrupted run's iterations and passes before this run's (resume)."""
+        self.data["resumed_from_step"] = previous["iterations"][-1]["step"] if previous["iterations"] else 0
+        self.data["iterations"] = previous["iterations"] + self.data["iterations"]
+        self.data["passes"] = previous["passes"] + self.data["passes"]
+
+    def finish(self, status: str, message: str, output: Path | None, report: Path | None = None) -> dict:
         self.data.update(
             status=status,
             message=message,
             output=str(output) if output else None,
+            report=str(report) if report else None,
             total_seconds=round(time.time() - self.started, 3),
             evaluations=sum(p["evaluations"] for p in self.data["passes"]),
         )
