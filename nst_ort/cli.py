@@ -243,10 +243,12 @@ def stylize_command(
         typer.Option(dir_okay=False, help="Exported model [default: the user cache's default model]"),
     ] = None,
     size: Annotated[int, typer.Option(min=16, help="Longest side of the output, px.")] = 512,
-    iterations: Annotated[int, typer.Option(min=1, help="L-BFGS iterations or Adam steps.")] = 500,
+    iterations: Annotated[int, typer.Option(min=1, help="L-BFGS iterations or Adam steps.")] = 300,
     optimizer: Annotated[Optimizer, typer.Option(help="lbfgs (bounded L-BFGS-B) or adam.")] = Optimizer.LBFGS,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate on [0, 1] pixels.")] = 0.02,
-    init: Annotated[str, typer.Option(help="noise (the paper), content, style, or an image file.")] = "noise",
+    init: Annotated[
+        str, typer.Option(help="content, noise (the paper's start), style, or an image file.")
+    ] = "content",
     seed: Annotated[int, typer.Option(help="Seed for the noise initialisation.")] = 0,
     content_weight: Annotated[float, typer.Option(help="α, the content loss weight.")] = 1.0,
     style_weight: Annotated[float, typer.Option(help="β, the style loss weight.")] = 1e4,
