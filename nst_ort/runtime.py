@@ -85,14 +85,17 @@ def cuda_available() -> bool:
 def resolve_device(requested: str) -> str:
     """'auto' -> 'cuda' when the CUDA execution provider is present, else 'cpu'."""
     require_ort()
-    if requested == "auto":
-        return "cuda" if cuda_available() else "cpu"
     if requested == "cuda" and not cuda_available():
         raise NstError(
             "--device cuda: this onnxruntime has no CUDA execution provider "
             f"(it has {', '.join(ort.get_available_providers())}); install 'nst-ort[cuda]'"
         )
-    return requested
+    device = ("cuda" if cuda_available() else "cpu") if requested == "auto" else requested
+    if device == "cuda":
+        from nst_ort.cuda import preload
+
+        preload()  # the CUDA EP's libraries, before any session is created
+    return device
 
 
 def providers(device: str) -> list[str]:
