@@ -14,10 +14,17 @@ MIN_SIDE = 16  # the deepest pooling layer needs a few pixels left at 1/16 scale
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit and 32-bit grayscale: scale by the range rather than clipping to 255.
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit, 32-bit and float grayscale: scale by the range the values use rather than let
+        # Pillow clip them to 0–255 (floats in [0, 1] are taken as they are).
         array = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        peak = float(array.max()) if array.size else 0.0
+        if image.mode.startswith("I;16") or peak > 255:
+            top = 65535.0
+        elif image.mode == "F" and peak <= 1.0:
+            top = 1.0
+        else:
+            top = 255.0
         gray = np.clip(array / top, 0.0, 1.0).astype(np.float32)
         return np.repeat(gray[:, :, None], 3, axis=2)
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):

@@ -150,11 +150,11 @@ def parse_layers(spec: str, available: list[str] | tuple[str, ...], what: str) -
         name, _, weight = item.partition(":")
         name = name.strip()
         if name not in available:
-            raise ValueError(f"unknown {what} layer '{name}'; available: {', '.join(available)}")
+            raise ValueError(f"unknown {what} layer {name!r}; available: {', '.join(available)}")
         try:
             result[name] = float(weight) if weight else 1.0
         except ValueError:
-            raise ValueError(f"{what} layer weight '{weight}' for {name} is not a number") from None
+            raise ValueError(f"{what} layer weight {weight!r} for {name} is not a number") from None
     if not result:
         raise ValueError(f"no {what} layers given")
     return result
