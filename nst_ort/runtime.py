@@ -16,7 +16,10 @@ else:
     # The training build's gradient builder logs every graph rewrite at INFO on stderr.
     ort.set_default_logger_severity(3)
 
-INSTALL_HINT = "install an ONNX Runtime: pip install 'nst-ort[cpu]' (or 'nst-ort[cuda]' for NVIDIA GPUs)"
+INSTALL_HINT = (
+    "install an ONNX Runtime: pip install 'nst-ort[cpu]' (or 'nst-ort[cuda]' for NVIDIA GPUs, "
+    "or 'nst-ort[ort]': plain onnxruntime, for --backend ort-graph only)"
+)
 
 
 def require_ort():
