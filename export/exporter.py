@@ -1,4 +1,4 @@
-"""Write the loss graph to one self-contained ONNX file, then check it against torch."""
+"""Write the loss and gradient graphs to one self-contained ONNX file, then check them against torch."""
 
 from __future__ import annotations
 
@@ -12,6 +12,12 @@ import numpy as np
 import onnx
 import torch
 
+from export.gradient import (
+    GRADIENT_GRAPH,
+    StyleTransferGradient,
+    derive_flipped_kernels,
+    with_activation_inputs,
+)
 from export.losses import StyleTransferLoss
 from export.network import VGGFeatures
 from export.weights import Weights
@@ -69,10 +75,6 @@ def example_inputs(
 
 def to_onnx(module: StyleTransferLoss) -> onnx.ModelProto:
     inputs = example_inputs(module, *VALIDATION_SIZES[0])
-    dynamic_axes = {names.IMAGE: {2: "height", 3: "width"}}
-    for layer in module.content_layers:
-        dynamic_axes[names.content_target(layer)] = {2: f"{layer}_height", 3: f"{layer}_width"}
-        dynamic_axes[names.content_features(layer)] = {2: f"{layer}_height", 3: f"{layer}_width"}
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         # The TorchScript exporter is deprecated in favour of dynamo, which constant-folds or
@@ -84,7 +86,7 @@ def to_onnx(module: StyleTransferLoss) -> onnx.ModelProto:
             buffer,
             input_names=module.input_names(),
             output_names=module.output_names(),
-            dynamic_axes=dynamic_axes,
+            dynamic_axes=module.dynamic_axes(),
             opset_version=OPSET,
             do_constant_folding=True,
             dynamo=False,
@@ -106,6 +108,7 @@ def describe(model: onnx.ModelProto, spec: ExportSpec, weights: Weights) -> None
         names.META_PREPROCESSING: json.dumps(weights.preprocessing.as_dict()),
         names.META_TORCH_VERSION: torch.__version__,
         names.META_ONNX_VERSION: onnx.__version__,
+        names.META_GRADIENT_GRAPH: GRADIENT_GRAPH,
     }
     del model.metadata_props[:]
     for key, value in meta.items():
@@ -113,27 +116,45 @@ def describe(model: onnx.ModelProto, spec: ExportSpec, weights: Weights) -> None
     model.producer_name = "nst-ort"
     model.doc_string = (
         "Gatys et al. (2015) style-transfer loss on a VGG feature stack. Input 'image' is "
-        "RGB in [0, 1], NCHW, batch 1; targets and weights are inputs; see nst_ort/names.py."
+        "RGB in [0, 1], NCHW, batch 1; targets and weights are inputs; see nst_ort/names.py. "
+        "Output 'image.grad' is dL/dimage, its backward pass made of forward operators."
     )
 
 
-def validate(model: onnx.ModelProto, module: StyleTransferLoss) -> float:
-    """Run the ONNX graph in ONNX Runtime and torch at two sizes; return the worst relative error."""
+def _relative_error(actual: np.ndarray, desired: np.ndarray) -> float:
+    return float(np.max(np.abs(actual - desired)) / max(float(np.max(np.abs(desired))), 1e-30))
+
+
+def validate(model: onnx.ModelProto, module: StyleTransferGradient) -> float:
+    """Run the ONNX graph in ONNX Runtime and torch at two sizes; return the worst relative error.
+
+    The forward outputs come from the whole graph. The gradient outputs come from the graph at
+    torch's ReLU activations (gradient.with_activation_inputs), against the torch module's own
+    backward pass and, for dL/dimage, against autograd: that checks the derivation too.
+    """
     onnx.checker.check_model(model)
     try:
         import onnxruntime as ort
     except ImportError:
         raise NstError("validating the export needs onnxruntime: pip install 'nst-ort[cpu]'") from None
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    backward, activation_inputs = with_activation_inputs(model, module)
+    sessions = [
+        ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+        for graph in (model, backward)
+    ]
+    forward_names = StyleTransferLoss.output_names(module)
+    gradient_names = [o.name for o in backward.graph.output]
     worst = 0.0
     for seed, (height, width) in enumerate(VALIDATION_SIZES):
         inputs = example_inputs(module, height, width, seed=seed)
-        with torch.no_grad():
-            desired = [t.numpy() for t in module(*inputs)]
+        desired, activations, autograd = module.reference(*inputs)
+        desired[names.IMAGE_GRAD] = autograd
         feeds = {n: t.numpy() for n, t in zip(module.input_names(), inputs, strict=True)}
-        actual = session.run(module.output_names(), feeds)
-        for name, a, d in zip(module.output_names(), actual, desired, strict=True):
-            error = float(np.max(np.abs(a - d)) / max(float(np.max(np.abs(d))), 1e-30))
+        actual = dict(zip(forward_names, sessions[0].run(forward_names, feeds), strict=True))
+        feeds.update({activation_inputs[layer]: activations[layer].numpy() for layer in activation_inputs})
+        actual.update(zip(gradient_names, sessions[1].run(gradient_names, feeds), strict=True))
+        for name in module.output_names():
+            error = _relative_error(actual[name], desired[name].numpy())
             if not error <= TOLERANCE:  # also catches NaN
                 raise NstError(
                     f"export check failed: {name} differs from torch by {error:.2e} "
@@ -146,8 +167,9 @@ def validate(model: onnx.ModelProto, module: StyleTransferLoss) -> float:
 
 def export_model(path: Path, spec: ExportSpec, weights: Weights) -> float:
     """Export, describe, validate, then write atomically. Returns the validation error."""
-    module = build_loss_module(spec, weights)
+    module = StyleTransferGradient(build_loss_module(spec, weights))
     model = to_onnx(module)
+    derive_flipped_kernels(model, list(module.features.convs))
     describe(model, spec, weights)
     error = validate(model, module)
     path.parent.mkdir(parents=True, exist_ok=True)

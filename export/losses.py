@@ -71,14 +71,34 @@ class StyleTransferLoss(nn.Module):
             + [names.style_gram(layer) for layer in self.style_layers]
         )
 
-    def forward(self, image: torch.Tensor, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """The image's height and width, and the feature maps' that follow from them."""
+        axes = {names.IMAGE: {2: "height", 3: "width"}}
+        for layer in self.content_layers:
+            axes[names.content_target(layer)] = {2: f"{layer}_height", 3: f"{layer}_width"}
+            axes[names.content_features(layer)] = {2: f"{layer}_height", 3: f"{layer}_width"}
+        return axes
+
+    def split_inputs(self, args: tuple[torch.Tensor, ...]):
+        """The inputs after the image: content targets, style targets, α, β, γ, w_l, w_l."""
         nc, ns = len(self.content_layers), len(self.style_layers)
         content_targets, args = args[:nc], args[nc:]
         style_targets, args = args[:ns], args[ns:]
         alpha, beta, gamma, args = args[0], args[1], args[2], args[3:]
         content_weights, style_weights = args[:nc], args[nc:]
+        return content_targets, style_targets, alpha, beta, gamma, content_weights, style_weights
 
+    def forward(self, image: torch.Tensor, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
         feats = self.features(image, set(self.content_layers) | set(self.style_layers))
+        return self.terms(image, feats, *args)
+
+    def terms(
+        self, image: torch.Tensor, feats: dict[str, torch.Tensor], *args: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        """The outputs, in `output_names()` order, from the features of the layers in use."""
+        content_targets, style_targets, alpha, beta, gamma, content_weights, style_weights = (
+            self.split_inputs(args)
+        )
         contents = [
             content_loss(feats[layer], target)
             for layer, target in zip(self.content_layers, content_targets, strict=True)

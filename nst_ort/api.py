@@ -87,7 +87,7 @@ def stylize(
         raise NstError("at least one style image is needed")
     if config.size < 16:
         raise NstError(f"--size {config.size} is too small; at least 16 px")
-    engine = engine or Engine(config.model, config.device.value, config.threads)
+    engine = engine or Engine(config.model, config.device.value, config.threads, backend=config.backend)
     content_image = as_image(content)
     style_images = [as_image(s) for s in styles]
     blend = normalized_blend(config.style_blend, len(style_images))

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from nst_ort import errors, names, paths
-from nst_ort.config import Device, InitKind, LossSpec, Optimizer, StylizeConfig
+from nst_ort.config import Backend, Device, InitKind, LossSpec, Optimizer, StylizeConfig
 from nst_ort.errors import NstError
 
 app = typer.Typer(
@@ -271,6 +271,10 @@ def stylize_command(
     ] = 1.0,
     device: Annotated[Device, typer.Option(help="auto uses CUDA when available.")] = Device.AUTO,
     threads: Annotated[int, typer.Option(min=0, help="CPU threads; 0 = one per core.")] = 0,
+    backend: Annotated[
+        Backend,
+        typer.Option(help="ort-graph (the export's gradient graph, any onnxruntime) or ort-training."),
+    ] = Backend.ORT_GRAPH,
     save_every: Annotated[
         int, typer.Option(min=0, help="Save the image every N iterations next to OUTPUT.")
     ] = 0,
@@ -295,7 +299,7 @@ def stylize_command(
     _check_output(output, [content, *styles])
     if report is not None:
         _check_output_file(report, [content, *styles, output])
-    engine = Engine(model, device.value, threads)
+    engine = Engine(model, device.value, threads, backend=backend)
     style_spec = style_layers or ",".join(f"{layer}:0.2" for layer in names.DEFAULT_STYLE_LAYERS)
     loss = LossSpec(
         content_layers=_layers(content_layers, engine.model_info.content_layers, "content"),
@@ -317,6 +321,7 @@ def stylize_command(
         style_scale=style_scale,
         device=device,
         threads=threads,
+        backend=backend,
     )
     _run(engine, content, styles, config, output, report, save_every, quiet)
 

@@ -20,6 +20,13 @@ class Device(str, Enum):
     CUDA = "cuda"
 
 
+class Backend(str, Enum):
+    """Where dL/dimage comes from: onnxruntime-training, or the export's gradient graph."""
+
+    ORT_TRAINING = "ort-training"
+    ORT_GRAPH = "ort-graph"
+
+
 class InitKind(str, Enum):
     NOISE = "noise"
     CONTENT = "content"
@@ -71,6 +78,8 @@ class StylizeConfig:
     style_scale: float = 1.0  # style image size relative to the output (neural-style's -style_scale)
     device: Device = Device.AUTO
     threads: int = 0  # 0: ONNX Runtime's default (one per core)
+    # ort-graph: faster on CPU (benchmarks/), and needs no training build of ONNX Runtime.
+    backend: Backend = Backend.ORT_GRAPH
 
 
 def _init_from(value) -> InitKind | Path:

@@ -65,19 +65,19 @@ def _weighted_sum(nodes: list, terms: list[tuple[str, str]], out: str) -> None:
         nodes.append(helper.make_node("Identity", [acc], [out]))
 
 
-def loss_graph(model: onnx.ModelProto, spec: LossSpec) -> onnx.ModelProto:
-    """image, targets, weights -> [loss, loss.content, loss.style, loss.tv] for the layers in use.
+def _terms_graph(
+    model: onnx.ModelProto, spec: LossSpec, cut: list[str], extra_outputs: list[str]
+) -> onnx.ModelProto:
+    """The per-layer terms of the layers in use (and `extra_outputs`), cut out and re-summed.
 
-    The export's own total sums every layer it makes available; a run uses a subset, and cutting
-    the graph at the deepest layer in use saves the deeper convolutions. So the per-layer terms
-    are cut out and summed again here with the same weights α·Σw_c·C_l + β·Σw_l·E_l + γ·TV.
+    Tensors named in `cut` become inputs, so nothing that only computes them is kept.
     """
     weights = list(weight_values(spec))
     targets = list(target_shapes(spec, 1, 1))
     content_terms = [names.content_loss(layer) for layer in spec.content_layers]
     style_terms = [names.style_loss(layer) for layer in spec.style_layers]
     sub = Extractor(model).extract_model(
-        [names.IMAGE, *targets, *weights], [*content_terms, *style_terms, names.LOSS_TV]
+        [names.IMAGE, *targets, *weights, *cut], [*content_terms, *style_terms, names.LOSS_TV, *extra_outputs]
     )
     # Extractor keeps only inputs that reach the outputs; all of these do.
     nodes: list = []
@@ -98,9 +98,80 @@ def loss_graph(model: onnx.ModelProto, spec: LossSpec) -> onnx.ModelProto:
     )
     graph = sub.graph
     graph.node.extend(nodes)
+    kept = [o for o in graph.output if o.name in extra_outputs]
     del graph.output[:]
     for name in (names.LOSS, names.LOSS_CONTENT, names.LOSS_STYLE, names.LOSS_TV):
         graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, []))
+    graph.output.extend(kept)
+    return sub
+
+
+def loss_graph(model: onnx.ModelProto, spec: LossSpec) -> onnx.ModelProto:
+    """image, targets, weights -> [loss, loss.content, loss.style, loss.tv] for the layers in use.
+
+    The export's own total sums every layer it makes available; a run uses a subset, and cutting
+    the graph at the deepest layer in use saves the deeper convolutions. So the per-layer terms
+    are cut out and summed again here with the same weights α·Σw_c·C_l + β·Σw_l·E_l + γ·TV.
+    """
+    return _terms_graph(model, spec, [], [])
+
+
+def _drop_zero_terms(graph: onnx.GraphProto, zero: list[str]) -> None:
+    """Treat the tensors in `zero` as zero: each Add of one becomes an Identity of the other.
+
+    The exporter feeds every cut tensor into an Add and nothing else (export/gradient.py); an
+    Add of two zeros is zero in turn. The cut tensors stop being inputs.
+    """
+    zero_set = set(zero)
+    kept = []
+    for node in graph.node:
+        hits = [name for name in node.input if name in zero_set]
+        if not hits:
+            kept.append(node)
+            continue
+        if node.op_type != "Add":
+            raise ValueError(f"cannot cut the gradient graph at {hits[0]}: it feeds a {node.op_type}")
+        rest = [name for name in node.input if name not in zero_set]
+        if rest:
+            kept.append(helper.make_node("Identity", rest, list(node.output), name=node.name))
+        else:
+            zero_set.update(node.output)
+    del graph.node[:]
+    graph.node.extend(kept)
+    inputs = [i for i in graph.input if i.name not in zero_set]
+    del graph.input[:]
+    graph.input.extend(inputs)
+
+
+def _metadata(model: onnx.ModelProto) -> dict[str, str]:
+    return {prop.key: prop.value for prop in model.metadata_props}
+
+
+def gradient_graph(model: onnx.ModelProto, spec: LossSpec) -> onnx.ModelProto:
+    """image, targets, weights -> the loss terms and dL/dimage for the layers in use.
+
+    The export's gradient graph runs backwards from its deepest layer and adds every layer's
+    terms on the way. Here it is cut at the deepest layer in use (the gradient from deeper layers
+    is taken as zero, so neither their forward nor their backward pass is kept), and the terms of
+    the shallower layers not in use are bypassed, so their targets need no values and cost
+    nothing. Zero weights would give the same numbers but keep all of that work.
+    """
+    meta = _metadata(model)
+    arch = names.Arch(meta[names.META_ARCH])
+    layers = [*spec.content_layers, *spec.style_layers]
+    cut = [names.deeper_grad(names.deepest(arch, layers))] if layers else [names.NETWORK_GRAD]
+    cut += [
+        names.content_grad(layer)
+        for layer in meta[names.META_CONTENT_LAYERS].split(",")
+        if layer not in spec.content_layers
+    ]
+    cut += [
+        names.style_grad(layer)
+        for layer in meta[names.META_STYLE_LAYERS].split(",")
+        if layer not in spec.style_layers
+    ]
+    sub = _terms_graph(model, spec, cut, [names.IMAGE_GRAD])
+    _drop_zero_terms(sub.graph, cut)
     return sub
 
 

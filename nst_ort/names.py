@@ -118,6 +118,26 @@ def style_loss(layer: str) -> str:
     return f"style.{layer}.loss"
 
 
+# The gradient graph (see export/gradient.py). Besides IMAGE_GRAD it outputs the tensors the
+# runtime cuts it at: treating one as zero drops its term, and the nodes only it needs.
+NETWORK_GRAD = "image.grad.network"  # dL/dimage through the VGG layers (IMAGE_GRAD less the TV term)
+
+
+def content_grad(layer: str) -> str:
+    """α·w_l·∂C_l/∂F_l: one content term's share of dL/d(layer's output)."""
+    return f"content.{layer}.grad"
+
+
+def style_grad(layer: str) -> str:
+    """β·w_l·∂E_l/∂F_l: one style term's share of dL/d(layer's output)."""
+    return f"style.{layer}.grad"
+
+
+def deeper_grad(layer: str) -> str:
+    """dL/d(layer's output) from the loss terms of deeper layers: zero at the deepest one."""
+    return f"grad.{layer}.from_deeper"
+
+
 # --- metadata (ModelProto.metadata_props) ------------------------------------------------------
 
 META_PREFIX = "nst_ort."

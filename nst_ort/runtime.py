@@ -46,7 +46,10 @@ try:
 except ImportError:  # a broken installation reads as a missing one
     ort = None
 
-INSTALL_HINT = "install an ONNX Runtime: pip install 'nst-ort[cpu]' (or 'nst-ort[cuda]' for NVIDIA GPUs)"
+INSTALL_HINT = (
+    "install an ONNX Runtime: pip install 'nst-ort[cpu]' (or 'nst-ort[cuda]' for NVIDIA GPUs, "
+    "or 'nst-ort[ort]': plain onnxruntime, for --backend ort-graph only)"
+)
 
 
 def require_ort():

@@ -21,7 +21,13 @@ def private_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    """A random-weight VGG-16 export (avg pooling) with the default layers, at the default path."""
+    """A random-weight VGG-16 export (avg pooling) with the default layers, at the default path.
+
+    $NST_ORT_TEST_MODEL names that export made beforehand (`nst-ort export --weights random -o
+    PATH`), for environments without torch, such as plain onnxruntime's CI step.
+    """
+    if os.environ.get("NST_ORT_TEST_MODEL"):
+        return Path(os.environ["NST_ORT_TEST_MODEL"])
     from export.exporter import ExportSpec, export_model
     from export.weights import random_weights
     from nst_ort.names import Arch

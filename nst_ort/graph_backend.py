@@ -1,0 +1,92 @@
+"""The gradient of the loss with respect to the image, from the export's gradient graph.
+
+The gradient graph is made of forward operators only (export/gradient.py), so a plain
+`InferenceSession` of any ONNX Runtime build runs it: no training build, no per-size artifacts.
+One `GradientSession` per layer set serves every image size; a `GraphBackend` per pass holds that
+pass's targets. Inputs and outputs go through an IOBinding: targets and weights are bound once,
+on the session's device, so a step moves the image in and the terms and gradient out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from nst_ort import names
+from nst_ort.config import LossSpec
+from nst_ort.graphs import gradient_graph
+from nst_ort.runtime import providers, require_ort, session_options
+from nst_ort.training import TERMS
+
+# torch.optim.Adam's defaults, as the training backend's optimizer uses them (artifacts.py).
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+
+
+class GradientSession:
+    """One InferenceSession on the gradient graph of one layer set, for any image size."""
+
+    def __init__(self, model: onnx.ModelProto, spec: LossSpec, device: str, threads: int = 0):
+        ort = require_ort()
+        graph = gradient_graph(model, spec)
+        self.device = device
+        self.inputs = [i.name for i in graph.graph.input]
+        self.session = ort.InferenceSession(
+            graph.SerializeToString(), session_options(threads), providers=providers(device)
+        )
+
+
+class GraphBackend:
+    """`value_and_grad` (L-BFGS) and a host-side Adam step, for one pass at one image size."""
+
+    def __init__(self, session: GradientSession, frozen: dict[str, np.ndarray], shape: tuple[int, ...]):
+        ort = require_ort()
+        missing = set(session.inputs) - set(frozen) - {names.IMAGE}
+        if missing:
+            raise ValueError(f"no values for graph inputs {sorted(missing)}")
+        self.shape = tuple(shape)
+        self._session = session.session
+        self._binding = self._session.io_binding()
+        # Kept referenced: on CPU an OrtValue made from an array uses the array's memory.
+        self._values = {
+            # np.array, not np.ascontiguousarray: that makes the scalar weights 1-D.
+            name: ort.OrtValue.ortvalue_from_numpy(np.array(frozen[name], np.float32), session.device, 0)
+            for name in session.inputs
+            if name != names.IMAGE
+        }
+        for name, value in self._values.items():
+            self._binding.bind_ortvalue_input(name, value)
+        for name in (*TERMS, names.IMAGE_GRAD):
+            self._binding.bind_output(name, session.device)
+        self._image = np.zeros(self.shape, np.float32)
+        self._adam: tuple[np.ndarray, np.ndarray, int] | None = None
+
+    def value_and_grad(self, image: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
+        """Loss terms and dL/dimage at `image` (NCHW, float32). The gradient is a fresh array."""
+        image = np.ascontiguousarray(image, np.float32).reshape(self.shape)
+        self._binding.bind_cpu_input(names.IMAGE, image)  # copied to the device, if any
+        self._session.run_with_iobinding(self._binding)
+        *terms, grad = self._binding.copy_outputs_to_cpu()
+        return {name: float(value) for name, value in zip(TERMS, terms, strict=True)}, grad
+
+    def set_image(self, image: np.ndarray) -> None:
+        self._image = np.array(image, np.float32).reshape(self.shape)
+
+    def get_image(self) -> np.ndarray:
+        return self._image.copy()
+
+    def adam_step(self, lr: float) -> dict[str, float]:
+        """One Adam step (torch.optim.Adam's update) on the held image; the terms before it."""
+        terms, grad = self.value_and_grad(self._image)
+        m, v, t = self._adam or (np.zeros_like(grad), np.zeros_like(grad), 0)
+        beta1, beta2 = ADAM_BETAS
+        t += 1
+        m = beta1 * m + (1 - beta1) * grad
+        v = beta2 * v + (1 - beta2) * grad * grad
+        denom = np.sqrt(v) / np.sqrt(1 - beta2**t) + ADAM_EPS
+        self._image -= np.float32(lr / (1 - beta1**t)) * m / denom
+        self._adam = (m, v, t)
+        return terms
+
+    def clip_image(self) -> None:
+        np.clip(self._image, 0.0, 1.0, out=self._image)
