@@ -1,4 +1,4 @@
-"""ConvGrad -> Conv rewrite of the training graph: same gradients as torch autograd, fewer kernels."""
+"""Rewrites of the training graph (ConvGrad -> Conv, ReluGrad -> Sign, Mul): same gradients as torch."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from nst_ort import artifacts, names
 from nst_ort.config import LossSpec
 from nst_ort.graphs import weight_values
 from nst_ort.model import load_model
-from nst_ort.rewrites import conv_grads_as_convs
+from nst_ort.rewrites import conv_grads_as_convs, relu_grads_as_masks
 from nst_ort.targets import TargetComputer
 from nst_ort.training import TrainingBackend
 
@@ -26,7 +26,7 @@ def relative_error(actual: np.ndarray, desired: np.ndarray) -> float:
     return float(np.max(np.abs(actual - desired)) / np.max(np.abs(desired)))
 
 
-def test_artifacts_hold_no_convgrad(tiny_model, tmp_path):
+def test_artifacts_hold_no_convgrad_or_relugrad(tiny_model, tmp_path):
     model, info = load_model(tiny_model)
     entry = artifacts.ensure(model, info.sha256, LossSpec(), 64, 80, tmp_path)
 
@@ -34,9 +34,11 @@ def test_artifacts_hold_no_convgrad(tiny_model, tmp_path):
     ops = [node.op_type for node in train.graph.node]
 
     # VGG-16 up to conv5_1 (the default loss's deepest layer): 11 convolutions, each forward
-    # and backward.
+    # and backward, and 11 ReLUs, whose gradients become masks.
     assert "ConvGrad" not in ops
+    assert "ReluGrad" not in ops
     assert ops.count("Conv") == 2 * 11
+    assert ops.count("Sign") == 11
 
 
 @pytest.mark.parametrize(("height", "width"), [(64, 80), (72, 56)])
@@ -146,3 +148,28 @@ def test_rewrite_handles_uneven_pads_and_leaves_strided_convs(tmp_path):
     assert replaced == 1
     assert [n.op_type for n in model.graph.node].count("ConvGrad") == 1
     assert relative_error(actual, desired) <= TOLERANCE
+
+
+def test_relu_grad_of_a_non_relu_output_is_left_alone():
+    """Sign(x) of a pre-activation would be -1 for negatives: only Relu outputs qualify."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Relu", ["x"], ["y"]),
+            helper.make_node("ReluGrad", ["dy", "y"], ["dx"], domain="com.microsoft"),
+            helper.make_node("ReluGrad", ["dy", "x"], ["dx2"], domain="com.microsoft"),
+        ],
+        "g",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [4]) for n in ("x", "dy")],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [4]) for n in ("dx", "dx2")],
+    )
+    model = helper.make_model(graph)
+
+    replaced = relu_grads_as_masks(model)
+
+    assert replaced == 1
+    assert [(n.op_type, list(n.input)) for n in model.graph.node] == [
+        ("Relu", ["x"]),
+        ("Sign", ["y"]),
+        ("Mul", ["dy", "dx.relu_mask"]),
+        ("ReluGrad", ["dy", "x"]),
+    ]
