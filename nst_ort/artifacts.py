@@ -25,11 +25,13 @@ import onnx
 from nst_ort import names
 from nst_ort.config import LossSpec
 from nst_ort.graphs import training_graph
+from nst_ort.rewrites import conv_grads_as_convs, relu_grads_as_masks
 from nst_ort.runtime import training_module
 
 FILES = ("training_model.onnx", "eval_model.onnx", "optimizer_model.onnx", "checkpoint")
 MANIFEST = "manifest.json"
-ARTIFACTS_VERSION = 1  # bump when the way artifacts are built changes
+# Bump when the way artifacts are built changes (2: ConvGrad as Conv; 3: ReluGrad as Sign, Mul).
+ARTIFACTS_VERSION = 3
 ORT_MAX_IR_VERSION = 10  # onnxruntime-training 1.19.2 refuses newer IR versions
 
 
@@ -137,8 +139,14 @@ def build(model: onnx.ModelProto, spec: LossSpec, height: int, width: int, direc
     for name in ("training_model.onnx", "eval_model.onnx"):
         path = directory / name
         m = onnx.load(str(path))
+        changed = False
+        if name == "training_model.onnx":
+            # Faster forms of the same gradient (see rewrites.py).
+            changed = (conv_grads_as_convs(m) + relu_grads_as_masks(m)) > 0
         if m.ir_version > ORT_MAX_IR_VERSION:
             m.ir_version = ORT_MAX_IR_VERSION
+            changed = True
+        if changed:
             onnx.save(m, str(path))
     _fix_optimizer_model(directory / "optimizer_model.onnx")
     return frozen

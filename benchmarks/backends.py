@@ -1,0 +1,191 @@
+"""The backends a benchmark can compare, in one registry.
+
+A backend is a name, a way to say why it cannot run here (None when it can), and a factory that
+builds, untimed, an evaluator for one `Case`: an object with `shape` and
+`value_and_grad(image) -> (terms, dL/dimage)`, the interface nst_ort's loop drives
+(`nst_ort.loop.Objective`). `terms` holds at least `names.LOSS`.
+
+Adding a backend is one `register(Backend(...))` call; every benchmark parametrised over
+`BACKENDS` picks it up, and is skipped with the backend's reason where it cannot run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from benchmarks.workload import SPEC, WEIGHTS_SEED, Case
+from nst_ort import names
+
+Evaluator = object  # anything with .shape and .value_and_grad(image) -> (dict, ndarray)
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str  # "<engine>-<device>", e.g. "ort-cpu"
+    device: str  # "cpu" or "cuda"
+    unavailable: Callable[[], str | None]  # why it cannot run here, or None
+    make: Callable[[Case], Evaluator]
+
+
+BACKENDS: dict[str, Backend] = {}
+
+
+def register(backend: Backend) -> Backend:
+    BACKENDS[backend.name] = backend
+    return backend
+
+
+# --- torch: eager autograd of the module that was exported -----------------------------------------
+
+
+class TorchEvaluator:
+    """`export.exporter.build_loss_module` restricted to the layers in use, VGG weights frozen."""
+
+    def __init__(self, case: Case, device: str):
+        import torch
+
+        from export.exporter import ExportSpec, build_loss_module
+        from export.weights import random_weights
+
+        torch.set_num_threads(case.threads)
+        self._torch = torch
+        self.device = torch.device(device)
+        module = build_loss_module(
+            ExportSpec(
+                arch=case.arch,
+                content_layers=tuple(SPEC.content_layers),
+                style_layers=tuple(SPEC.style_layers),
+            ),
+            random_weights(case.arch, seed=WEIGHTS_SEED),
+        )
+        for parameter in module.parameters():  # build_loss_module freezes the convs already
+            parameter.requires_grad_(False)
+        self.module = module.to(self.device)
+        image, values = case.load_inputs()
+        self.shape = image.shape
+        self.inputs = [
+            torch.from_numpy(values[name]).to(self.device) for name in self.module.input_names()[1:]
+        ]
+
+    def value_and_grad(self, image: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
+        torch = self._torch
+        x = torch.from_numpy(np.ascontiguousarray(image, np.float32)).to(self.device).requires_grad_(True)
+        outputs = self.module(x, *self.inputs)
+        outputs[0].backward()
+        terms = (names.LOSS, names.LOSS_CONTENT, names.LOSS_STYLE, names.LOSS_TV)
+        values = {name: value.item() for name, value in zip(terms, outputs[:4], strict=True)}
+        return values, x.grad.cpu().numpy()
+
+
+def _torch_unavailable(device: str) -> str | None:
+    if importlib.util.find_spec("torch") is None:
+        return "torch is not installed (pip install 'nst-ort[export]')"
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            return f"no CUDA device for torch (torch {torch.__version__})"
+    return None
+
+
+# --- onnxruntime-training: the project's runtime path --------------------------------------------
+
+
+def _training_backend(case: Case, device: str):
+    from nst_ort import artifacts
+    from nst_ort.model import load_model
+    from nst_ort.training import TrainingBackend
+
+    model, info = load_model(case.model)
+    entry = artifacts.ensure(model, info.sha256, SPEC, case.size, case.size, case.cache)
+    _, values = case.load_inputs()
+    return TrainingBackend(entry, values, device, case.threads)
+
+
+def _ort_training_unavailable(device: str) -> str | None:
+    from nst_ort import runtime
+
+    if runtime.ort is None:
+        return "onnxruntime is not installed"
+    if not runtime.has_training():
+        return "this onnxruntime has no training API (onnxruntime-training 1.19.2 needed)"
+    if device == "cuda" and not runtime.cuda_available():
+        providers = ", ".join(runtime.ort.get_available_providers())
+        return f"no CUDA execution provider (this onnxruntime has {providers})"
+    return None
+
+
+# --- standard-ONNX gradient graph (issue 9) --------------------------------------------------------
+
+# Where the gradient-graph backend is expected once it is merged: a module holding a class built
+# like TrainingBackend minus the artifacts. If it lands under another name or signature, these
+# two constants and `_graph_backend` below are all there is to change.
+GRAPH_MODULE = "nst_ort.gradient_graph"
+GRAPH_CLASS = "GraphBackend"
+
+
+def _graph_unavailable(device: str) -> str | None:
+    from nst_ort import runtime  # plain onnxruntime is enough: no training API needed
+
+    if runtime.ort is None:
+        return "onnxruntime is not installed"
+    if importlib.util.find_spec(GRAPH_MODULE) is None:
+        return f"no gradient-graph backend yet ({GRAPH_MODULE} is missing; issue 9)"
+    if not hasattr(importlib.import_module(GRAPH_MODULE), GRAPH_CLASS):
+        return f"{GRAPH_MODULE} has no {GRAPH_CLASS}: wire it in benchmarks/backends.py::_graph_backend"
+    if device == "cuda" and not runtime.cuda_available():
+        return "no CUDA execution provider"
+    return None
+
+
+def _graph_backend(case: Case, device: str):
+    from nst_ort.model import load_model
+
+    backend_class = getattr(importlib.import_module(GRAPH_MODULE), GRAPH_CLASS)
+    model, _ = load_model(case.model)
+    _, values = case.load_inputs()
+    return backend_class(model, SPEC, values, device=device, threads=case.threads)
+
+
+for _device in ("cpu", "cuda"):
+    register(
+        Backend(
+            f"torch-{_device}",
+            _device,
+            lambda d=_device: _torch_unavailable(d),
+            lambda case, d=_device: TorchEvaluator(case, d),
+        )
+    )
+    register(
+        Backend(
+            f"ort-{_device}",
+            _device,
+            lambda d=_device: _ort_training_unavailable(d),
+            lambda case, d=_device: _training_backend(case, d),
+        )
+    )
+    register(
+        Backend(
+            f"ort-graph-{_device}",
+            _device,
+            lambda d=_device: _graph_unavailable(d),
+            lambda case, d=_device: _graph_backend(case, d),
+        )
+    )
+
+REFERENCE = "torch-cpu"  # what the others are timed and checked against
+
+
+def require(name: str) -> Backend:
+    """The backend, or a pytest skip that says why it cannot run here."""
+    import pytest
+
+    reason = BACKENDS[name].unavailable()
+    if reason:
+        pytest.skip(f"{name}: {reason}")
+    return BACKENDS[name]
