@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from nst_ort import errors, names, paths
-from nst_ort.config import Device, InitKind, LossSpec, Optimizer, StylizeConfig
+from nst_ort.config import Device, InitKind, LossSpec, Optimizer, PreserveColors, StylizeConfig
 from nst_ort.errors import NstError
 
 app = typer.Typer(
@@ -150,6 +150,15 @@ def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
         raise NstError(f"{what}: expected comma-separated numbers, got '{text}'") from None
 
 
+def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise NstError(f"{what}: expected comma-separated whole numbers, got '{text}'") from None
+
+
 def _init(text: str) -> InitKind | Path:
     try:
         return InitKind(text)
@@ -188,12 +197,19 @@ def _interrupt_on_sigterm() -> None:
 
 
 class ProgressView:
-    """A live bar (iteration, loss, it/s, ETA) and periodic saves: the loop's callback."""
+    """A live bar (iteration, loss, it/s, ETA) and periodic saves: the loop's callback.
 
-    def __init__(self, total: int, quiet: bool, save_every: int, output: Path):
+    A coarse-to-fine run gets one bar per scale (`start_pass`); steps count on across passes.
+    """
+
+    def __init__(
+        self, total: int, quiet: bool, save_every: int, output: Path, description: str = "stylizing"
+    ):
         self.total = total
         self.save_every = save_every
         self.output = output
+        self.offset = 0  # steps done by earlier passes
+        self.last_step = 0
         self.progress = Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
@@ -206,7 +222,7 @@ class ProgressView:
             disable=quiet,
             transient=False,
         )
-        self.task = self.progress.add_task("stylizing", total=total, loss="-", rate="-")
+        self.task = self.progress.add_task(description, total=total, loss="-", rate="-")
 
     def __enter__(self):
         self.progress.__enter__()
@@ -215,11 +231,24 @@ class ProgressView:
     def __exit__(self, *exc):
         return self.progress.__exit__(*exc)
 
+    def start_pass(self, current) -> None:
+        """Called before each pass (nst_ort.scales.Pass); single-pass runs keep their one bar."""
+        self.offset = self.last_step
+        if current.count == 1:
+            return
+        description = f"scale {current.index + 1}/{current.count}: {current.size} px"
+        if current.index == 0:
+            self.progress.update(self.task, description=description, total=current.iterations)
+        else:
+            self.task = self.progress.add_task(description, total=current.iterations, loss="-", rate="-")
+
     def __call__(self, record, image) -> None:
-        rate = record.step / record.elapsed if record.elapsed > 0 else 0.0
+        self.last_step = record.step
+        done = record.step - self.offset
+        rate = done / record.elapsed if record.elapsed > 0 else 0.0
         self.progress.update(
             self.task,
-            completed=record.step,
+            completed=done,
             loss=f"{record.terms.get(names.LOSS, float('nan')):.4g}",
             rate=f"{rate:.2f}",
         )
@@ -268,6 +297,27 @@ def stylize_command(
     style_scale: Annotated[
         float, typer.Option(min=0.05, help="Style image size relative to the output.")
     ] = 1.0,
+    scales: Annotated[
+        str | None,
+        typer.Option(
+            help="Coarse-to-fine: longest sides of the passes, e.g. 256,512; each starts from the "
+            "previous result upsampled; --size is the last (added if missing)."
+        ),
+    ] = None,
+    scale_iterations: Annotated[
+        str | None,
+        typer.Option(
+            help="Iterations of each --scales pass, e.g. 400,100 [default: a fifth of --iterations "
+            "for the last pass, the rest shared by the others]"
+        ),
+    ] = None,
+    preserve_colors: Annotated[
+        PreserveColors,
+        typer.Option(
+            help="Keep the content's colours: luminance (transfer on luminance only) or "
+            "histogram (match the style's colours to the content's first)."
+        ),
+    ] = PreserveColors.NONE,
     device: Annotated[Device, typer.Option(help="auto uses CUDA when available.")] = Device.AUTO,
     threads: Annotated[int, typer.Option(min=0, help="CPU threads; 0 = one per core.")] = 0,
     save_every: Annotated[
@@ -304,6 +354,9 @@ def stylize_command(
         loss=loss,
         style_blend=_floats(style_blend, "--style-blend"),
         style_scale=style_scale,
+        scales=_ints(scales, "--scales"),
+        scale_iterations=_ints(scale_iterations, "--scale-iterations"),
+        preserve_colors=preserve_colors,
         device=device,
         threads=threads,
     )
@@ -315,7 +368,7 @@ def stylize_command(
         )
     _interrupt_on_sigterm()
     with ProgressView(iterations, quiet, save_every, output) as view:
-        result = stylize(content, styles, config, callback=view, engine=engine)
+        result = stylize(content, styles, config, callback=view, engine=engine, on_pass=view.start_pass)
     save_image(output, result.image)
     data = result.report.finish(result.status, result.message, output)
     if report is not None:
