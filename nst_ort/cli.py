@@ -329,7 +329,6 @@ def stylize_command(
     """Stylise CONTENT with STYLES by optimising the image (Gatys et al. 2015)."""
     from nst_ort.api import stylize
     from nst_ort.engine import Engine
-    from nst_ort.imageio import save_image
 
     _check_output(output, [content, *styles])
     if report is not None:
@@ -369,6 +368,13 @@ def stylize_command(
     _interrupt_on_sigterm()
     with ProgressView(iterations, quiet, save_every, output) as view:
         result = stylize(content, styles, config, callback=view, engine=engine, on_pass=view.start_pass)
+    finish_run(result, output, report, quiet)
+
+
+def finish_run(result, output: Path, report: Path | None, quiet: bool) -> None:
+    """Save the image and the report, print the summary; exit codes for a run that stopped."""
+    from nst_ort.imageio import save_image
+
     save_image(output, result.image)
     data = result.report.finish(result.status, result.message, output)
     if report is not None:
@@ -397,6 +403,10 @@ def _check_output_file(path: Path, inputs: list[Path]) -> None:
     for other in inputs:
         if path.exists() and other.exists() and path.samefile(other):
             raise NstError(f"{path}: is one of the inputs; choose another path")
+
+
+# The study commands (reconstruct, sweep) register themselves on `app`.
+from nst_ort import cli_studies  # noqa: E402,F401
 
 
 def main() -> None:
