@@ -123,6 +123,12 @@ def run_passes(
     steps = 0
     for current in passes:
         height, width = fit_longest(*frame, current.size)
+        if min(height, width) < MIN_SIDE:
+            what = "--scales" if current.index < current.count - 1 else "--size"
+            raise NstError(
+                f"{what} {current.size} makes a {width}x{height} image; the deepest layers need at "
+                f"least {MIN_SIDE} px per side"
+            )
         if on_pass is not None:
             on_pass(current)
         pass_content = None if content is None else resize(content, height, width)

@@ -92,3 +92,13 @@ def test_cli_scales(tiny_model, make_image, tmp_path):
     assert [(p["height"], p["width"]) for p in data["passes"]] == [(20, 24), (40, 48)]
     assert data["config"]["scales"] == [24, 48]
     assert np.isfinite(data["final"]["loss"])
+
+
+def test_a_pass_too_small_for_the_deepest_layers_is_refused(tiny_model, make_image):
+    content, style = make_image("wide.png", 32, 80, seed=0), make_image("s.png", 32, 32, seed=1)
+    config = StylizeConfig(model=tiny_model, size=80, scales=(20,), iterations=2)
+    with pytest.raises(NstError) as error:
+        stylize(content, [style], config)
+    assert str(error.value) == (
+        "--scales 20 makes a 20x8 image; the deepest layers need at least 16 px per side"
+    )
