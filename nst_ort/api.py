@@ -7,18 +7,19 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from nst_ort.config import InitKind, StylizeConfig
+from nst_ort import colors
+from nst_ort.config import StylizeConfig
 from nst_ort.engine import Engine
 from nst_ort.errors import NstError
-from nst_ort.imageio import fit_longest, from_nchw, load_image, resize, to_nchw
+from nst_ort.imageio import fit_longest, load_image
 from nst_ort.loop import Callback
 from nst_ort.report import Report
+from nst_ort.scales import PassCallback, plan, run_passes
 
 ImageLike = Path | str | np.ndarray
 
@@ -52,50 +53,38 @@ def normalized_blend(blend: tuple[float, ...] | None, count: int) -> list[float]
     return [w / total for w in blend]
 
 
-def initial_image(config: StylizeConfig, content: np.ndarray, styles: list[np.ndarray]) -> np.ndarray:
-    """The starting image at the content's size: noise (the paper), the content, a style, a file."""
-    height, width = content.shape[:2]
-    if isinstance(config.init, Path):
-        return resize(load_image(config.init), height, width)
-    init = InitKind(config.init)
-    if init is InitKind.NOISE:
-        rng = np.random.default_rng(config.seed)
-        return rng.random((height, width, 3), dtype=np.float32)
-    if init is InitKind.CONTENT:
-        return content
-    return resize(styles[0], height, width)
-
-
 def stylize(
     content: ImageLike,
     styles: list[ImageLike],
     config: StylizeConfig | None = None,
     callback: Callback | None = None,
     engine: Engine | None = None,
+    on_pass: PassCallback | None = None,
     resume: tuple[np.ndarray, int] | None = None,
     sources: tuple[Path, list[Path]] | None = None,
 ) -> StylizeResult:
     """Stylise `content` with `styles`; the returned report says how it went.
 
-    An interrupt (Ctrl-C) or a non-finite loss does not raise: the result carries the last good
-    image with status 'interrupted' or 'nonfinite', so nothing computed is lost. `resume` is
-    (image, steps done) of an interrupted run: it continues from there for the steps left.
-    `sources` names the files in the report when the images are given as arrays.
+    `config.scales` makes it coarse-to-fine (see scales.py); `on_pass` is told of each pass
+    before it starts, `callback` of every iteration. An interrupt (Ctrl-C) or a non-finite loss
+    does not raise: the result carries the last good image with status 'interrupted' or
+    'nonfinite', so nothing computed is lost. `resume` is (image, steps done) of an interrupted
+    run: it continues from there for the steps left. `sources` names the files in the report
+    when the images are given as arrays.
     """
     config = config or StylizeConfig()
     if not styles:
         raise NstError("at least one style image is needed")
     if config.size < 16:
         raise NstError(f"--size {config.size} is too small; at least 16 px")
+    plan(config)  # bad scales fail before the model loads
     engine = engine or Engine(config.model, config.device.value, config.threads, backend=config.backend)
     content_image = as_image(content)
     style_images = [as_image(s) for s in styles]
     blend = normalized_blend(config.style_blend, len(style_images))
-    height, width = fit_longest(*content_image.shape[:2], config.size)
+    frame = content_image.shape[:2]
     engine.check_layers(config.loss)
-    engine.check_memory(config.loss, height, width)  # before anything is allocated at that size
-    content_image = resize(content_image, height, width)
-
+    engine.check_memory(config.loss, *fit_longest(*frame, config.size))  # the largest pass, up front
     report = Report(
         config,
         engine.model_info,
@@ -103,27 +92,12 @@ def stylize(
         {
             "content": sources[0] if sources else _source(content),
             "styles": sources[1] if sources else [_source(s) for s in styles],
-            "size": [height, width],
+            "size": list(fit_longest(*frame, config.size)),
         },
     )
-    wall_start = time.time()
-    targets = engine.targets(
-        config.loss, content_image, style_images, blend, config.style_scale, (height, width)
+    net_content, net_styles = colors.prepare(config.preserve_colors, content_image, style_images)
+    result = run_passes(
+        engine, config, net_content, net_styles, blend, frame, report, callback, on_pass, resume
     )
-    if resume is None:
-        init, done = to_nchw(initial_image(config, content_image, style_images)), 0
-    else:
-        init, done = to_nchw(resize(resume[0], height, width)), resume[1]
-    result, info = engine.optimize(
-        config.loss,
-        targets,
-        init,
-        config.optimizer,
-        config.iterations - done,
-        config.lr,
-        callback,
-        start_step=done,
-    )
-    report.add_records(result.records, wall_start + info.targets_seconds)
-    report.add_pass(info, result.evaluations)
-    return StylizeResult(from_nchw(result.image), result.status, result.message, report)
+    image = colors.finish(config.preserve_colors, result.image, content_image)
+    return StylizeResult(image, result.status, result.message, report)

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from nst_ort import errors, names, paths
-from nst_ort.config import Backend, Device, InitKind, LossSpec, Optimizer, StylizeConfig
+from nst_ort.config import Backend, Device, InitKind, LossSpec, Optimizer, PreserveColors, StylizeConfig
 from nst_ort.errors import NstError
 
 app = typer.Typer(
@@ -152,6 +152,15 @@ def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
         raise NstError(f"{what}: expected comma-separated numbers, got '{text}'") from None
 
 
+def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise NstError(f"{what}: expected comma-separated whole numbers, got '{text}'") from None
+
+
 def _init(text: str) -> InitKind | Path:
     try:
         return InitKind(text)
@@ -190,12 +199,19 @@ def _interrupt_on_sigterm() -> None:
 
 
 class ProgressView:
-    """A live bar (iteration, loss, it/s, ETA) and periodic saves: the loop's callback."""
+    """A live bar (iteration, loss, it/s, ETA) and periodic saves: the loop's callback.
 
-    def __init__(self, total: int, quiet: bool, save_every: int, output: Path):
+    A coarse-to-fine run gets one bar per scale (`start_pass`); steps count on across passes.
+    """
+
+    def __init__(
+        self, total: int, quiet: bool, save_every: int, output: Path, description: str = "stylizing"
+    ):
         self.total = total
         self.save_every = save_every
         self.output = output
+        self.offset = 0  # steps done by earlier passes
+        self.last_step = 0
         self.progress = Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
@@ -208,7 +224,7 @@ class ProgressView:
             disable=quiet,
             transient=False,
         )
-        self.task = self.progress.add_task("stylizing", total=total, loss="-", rate="-")
+        self.task = self.progress.add_task(description, total=total, loss="-", rate="-")
 
     def __enter__(self):
         self.progress.__enter__()
@@ -217,11 +233,24 @@ class ProgressView:
     def __exit__(self, *exc):
         return self.progress.__exit__(*exc)
 
+    def start_pass(self, current) -> None:
+        """Called before each pass (nst_ort.scales.Pass); single-pass runs keep their one bar."""
+        self.offset = self.last_step
+        if current.count == 1:
+            return
+        description = f"scale {current.index + 1}/{current.count}: {current.size} px"
+        if current.index == 0:
+            self.progress.update(self.task, description=description, total=current.iterations)
+        else:
+            self.task = self.progress.add_task(description, total=current.iterations, loss="-", rate="-")
+
     def __call__(self, record, image) -> None:
-        rate = record.step / record.elapsed if record.elapsed > 0 else 0.0
+        self.last_step = record.step
+        done = record.step - self.offset
+        rate = done / record.elapsed if record.elapsed > 0 else 0.0
         self.progress.update(
             self.task,
-            completed=record.step,
+            completed=done,
             loss=f"{record.terms.get(names.LOSS, float('nan')):.4g}",
             rate=f"{rate:.2f}",
         )
@@ -269,6 +298,27 @@ def stylize_command(
     style_scale: Annotated[
         float, typer.Option(min=0.05, help="Style image size relative to the output.")
     ] = 1.0,
+    scales: Annotated[
+        str | None,
+        typer.Option(
+            help="Coarse-to-fine: longest sides of the passes, e.g. 256,512; each starts from the "
+            "previous result upsampled; --size is the last (added if missing)."
+        ),
+    ] = None,
+    scale_iterations: Annotated[
+        str | None,
+        typer.Option(
+            help="Iterations of each --scales pass, e.g. 400,100 [default: a fifth of --iterations "
+            "for the last pass, the rest shared by the others]"
+        ),
+    ] = None,
+    preserve_colors: Annotated[
+        PreserveColors,
+        typer.Option(
+            help="Keep the content's colours: luminance (transfer on luminance only) or "
+            "histogram (match the style's colours to the content's first)."
+        ),
+    ] = PreserveColors.NONE,
     device: Annotated[Device, typer.Option(help="auto uses CUDA when available.")] = Device.AUTO,
     threads: Annotated[int, typer.Option(min=0, help="CPU threads; 0 = one per core.")] = 0,
     backend: Annotated[
@@ -319,6 +369,9 @@ def stylize_command(
         loss=loss,
         style_blend=_floats(style_blend, "--style-blend"),
         style_scale=style_scale,
+        scales=_ints(scales, "--scales"),
+        scale_iterations=_ints(scale_iterations, "--scale-iterations"),
+        preserve_colors=preserve_colors,
         device=device,
         threads=threads,
         backend=backend,
@@ -329,7 +382,7 @@ def stylize_command(
 def _run(engine, content, styles, config, output, report, save_every, quiet, previous=None) -> None:
     """Run one stylisation with progress; write the image and report whatever the outcome."""
     from nst_ort.api import stylize
-    from nst_ort.imageio import fit_longest, load_image, save_image
+    from nst_ort.imageio import fit_longest, load_image
 
     # Inputs are read before anything else is shown, so a bad file is the only line printed.
     images = [load_image(path) for path in (content, *styles)]
@@ -344,18 +397,26 @@ def _run(engine, content, styles, config, output, report, save_every, quiet, pre
             highlight=False,
         )
     _interrupt_on_sigterm()
-    with ProgressView(config.iterations, quiet, save_every, output) as view:
-        if resume is not None:
-            view.progress.update(view.task, completed=resume[1])
+    done = resume[1] if resume is not None else 0
+    with ProgressView(config.iterations - done, quiet, save_every, output) as view:
+        view.last_step = done  # a resumed run's steps count on from the interrupted ones
         result = stylize(
             images[0],
             images[1:],
             config,
             callback=view,
             engine=engine,
+            on_pass=view.start_pass,
             resume=resume,
             sources=(content, styles),
         )
+    finish_run(result, output, report, quiet, previous)
+
+
+def finish_run(result, output: Path, report: Path | None, quiet: bool, previous: dict | None = None) -> None:
+    """Save the image and the report, print the summary; exit codes for a run that stopped."""
+    from nst_ort.imageio import save_image
+
     save_image(output, result.image)
     if previous is not None:
         result.report.continue_from(previous)
@@ -405,7 +466,7 @@ def resume_command(
         raise NstError(f"{report}: not a report written by `nst-ort stylize --report`") from None
     if previous.get("status") != "interrupted":
         raise NstError(f"{report}: the run ended '{previous.get('status')}'; there is nothing to resume")
-    engine = Engine(config.model, config.device.value, config.threads)
+    engine = Engine(config.model, config.device.value, config.threads, backend=config.backend)
     _run(engine, content, styles, config, output, report, save_every, quiet, previous=previous)
 
 
@@ -423,6 +484,10 @@ def _check_output_file(path: Path, inputs: list[Path]) -> None:
     for other in inputs:
         if path.exists() and other.exists() and path.samefile(other):
             raise NstError(f"{path}: is one of the inputs; choose another path")
+
+
+# The study commands (reconstruct, sweep) register themselves on `app`.
+from nst_ort import cli_studies  # noqa: E402,F401
 
 
 def main() -> None:

@@ -27,6 +27,14 @@ class Backend(str, Enum):
     ORT_GRAPH = "ort-graph"
 
 
+class PreserveColors(str, Enum):
+    """Gatys et al. 2016, "Preserving Color in Neural Artistic Style Transfer"."""
+
+    NONE = "none"
+    LUMINANCE = "luminance"  # transfer on luminance only, keep the content's chroma
+    HISTOGRAM = "histogram"  # match the style's RGB mean and covariance to the content's first
+
+
 class InitKind(str, Enum):
     NOISE = "noise"
     CONTENT = "content"
@@ -76,6 +84,12 @@ class StylizeConfig:
     loss: LossSpec = field(default_factory=LossSpec)
     style_blend: tuple[float, ...] | None = None  # weights for several style images; normalised
     style_scale: float = 1.0  # style image size relative to the output (neural-style's -style_scale)
+    # Coarse-to-fine: longest sides of the passes run before the one at `size` (which is added
+    # when the last scale is smaller), each initialised with the previous result upsampled.
+    scales: tuple[int, ...] | None = None
+    # Iterations of each pass, `size`'s included; None: see scales.default_iterations.
+    scale_iterations: tuple[int, ...] | None = None
+    preserve_colors: PreserveColors = PreserveColors.NONE
     device: Device = Device.AUTO
     threads: int = 0  # 0: ONNX Runtime's default (one per core)
     # ort-graph: faster on CPU (benchmarks/), and needs no training build of ONNX Runtime.

@@ -15,18 +15,18 @@ from nst_ort.files import write_text
 from nst_ort.loop import StepRecord
 
 
-def _plain(value):
+def plain(value):
     """Dataclasses, enums and paths as JSON values."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -65,8 +65,8 @@ class Report:
         self.started = time.time()
         self.data: dict = {
             "status": "running",
-            "config": _plain(config),
-            "inputs": _plain(inputs),
+            "config": plain(config),
+            "inputs": plain(inputs),
             "model": model_info.as_dict(),
             "device": device,
             "versions": versions(),
@@ -78,7 +78,7 @@ class Report:
         self.data["iterations"].extend(record_dict(r, wall_start) for r in records)
 
     def add_pass(self, info, evaluations: int) -> None:
-        self.data["passes"].append({**_plain(info), "evaluations": evaluations})
+        self.data["passes"].append({**plain(info), "evaluations": evaluations})
 
     def continue_from(self, previous: dict) -> None:
         """Put an interrupted run's iterations and passes before this run's (resume)."""
