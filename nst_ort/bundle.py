@@ -26,14 +26,15 @@ from onnx import helper, numpy_helper
 
 from nst_ort import artifacts as artifact_cache
 from nst_ort import names
-from nst_ort.api import ImageLike, as_image, initial_image, normalized_blend
+from nst_ort.api import ImageLike, as_image, normalized_blend
 from nst_ort.bundle_driver import FORMAT, MANIFEST, VERSION, training_api
-from nst_ort.config import InitKind, StylizeConfig
+from nst_ort.config import Backend, InitKind, StylizeConfig
 from nst_ort.engine import Engine
 from nst_ort.errors import FAILURE, NstError
 from nst_ort.graphs import weight_values
 from nst_ort.imageio import fit_longest, resize, save_image, to_nchw, to_uint8
 from nst_ort.runtime import session_options
+from nst_ort.scales import initial_image
 
 FILES = {
     "training_model": "training_model.onnx",
@@ -147,7 +148,8 @@ def make_bundle(
     _check_destination(directory)
     if not styles:
         raise NstError("at least one style image is needed")
-    engine = engine or Engine(config.model, config.device.value, config.threads)
+    # Bundles are onnxruntime-training artifacts, whatever backend stylize would use.
+    engine = engine or Engine(config.model, config.device.value, config.threads, backend=Backend.ORT_TRAINING)
     spec = config.loss
     engine.check_layers(spec)
     content_image = as_image(content)
@@ -157,7 +159,9 @@ def make_bundle(
     content_image = resize(content_image, height, width)
     targets = engine.targets(spec, content_image, style_images, blend, config.style_scale, (height, width))
     # Start from an 8-bit image so that initial.png holds exactly the checkpoint's image.
-    init = to_uint8(initial_image(config, content_image, style_images)).astype(np.float32) / 255.0
+    init = (
+        to_uint8(initial_image(config, height, width, content_image, style_images)).astype(np.float32) / 255.0
+    )
     entry = artifact_cache.ensure(engine.model, engine.info.sha256, spec, height, width, engine.cache_root)
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))

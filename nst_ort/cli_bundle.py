@@ -20,7 +20,7 @@ from nst_ort.cli import (
     err,
     out,
 )
-from nst_ort.config import Device, LossSpec, StylizeConfig
+from nst_ort.config import Backend, Device, LossSpec, StylizeConfig
 from nst_ort.errors import NstError
 
 
@@ -70,7 +70,7 @@ def bundle_command(
     from nst_ort.bundle import make_bundle
     from nst_ort.engine import Engine
 
-    engine = Engine(model, device.value, threads)
+    engine = Engine(model, device.value, threads, backend=Backend.ORT_TRAINING)  # bundles are its artifacts
     style_spec = style_layers or ",".join(f"{layer}:0.2" for layer in names.DEFAULT_STYLE_LAYERS)
     loss = LossSpec(
         content_layers=_layers(content_layers, engine.model_info.content_layers, "content"),

@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from nst_ort import names
 from nst_ort.api import StylizeResult, as_image, stylize
-from nst_ort.config import LossSpec, StylizeConfig
+from nst_ort.config import InitKind, LossSpec, StylizeConfig
 from nst_ort.engine import Engine
 from nst_ort.errors import FAILURE, NstError
 from nst_ort.files import atomic_path, write_text
@@ -66,8 +66,11 @@ def reconstruct(
 
     The output has the image's aspect ratio and `config.size` as its longest side.
     """
+    if config.init is InitKind.CONTENT:
+        # Starting from the image itself would make a content reconstruction trivial.
+        config = replace(config, init=InitKind.NOISE)
     plan(config)
-    engine = engine or Engine(config.model, config.device.value, config.threads)
+    engine = engine or Engine(config.model, config.device.value, config.threads, backend=config.backend)
     picture = as_image(image)
     frame = picture.shape[:2]
     report = Report(

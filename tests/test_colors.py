@@ -8,6 +8,7 @@ import pytest
 
 from nst_ort import PreserveColors, StylizeConfig, stylize
 from nst_ort.colors import color_transfer, match_histogram, rgb_to_yiq, yiq_to_rgb
+from nst_ort.config import InitKind
 from nst_ort.imageio import load_image, resize
 
 
@@ -60,7 +61,13 @@ def test_match_histogram_of_images(make_image):
 def test_luminance_mode_keeps_the_contents_chroma(tiny_model, make_image):
     content = make_image("content.png", 48, 64, seed=0)
     style = make_image("style.png", 64, 64, seed=3)
-    config = StylizeConfig(model=tiny_model, size=64, iterations=10, preserve_colors=PreserveColors.LUMINANCE)
+    config = StylizeConfig(
+        model=tiny_model,
+        init=InitKind.NOISE,
+        size=64,
+        iterations=10,
+        preserve_colors=PreserveColors.LUMINANCE,
+    )
     result = stylize(content, [style], config)
     content_image = resize(load_image(content), 48, 64)
     actual = rgb_to_yiq(result.image)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from nst_ort import NstError, StylizeConfig, stylize
+from nst_ort.config import InitKind
 from nst_ort.imageio import load_image
 from nst_ort.scales import Pass, default_iterations, plan
 
@@ -54,7 +55,9 @@ def test_coarse_to_fine_run(tiny_model, make_image):
     style = make_image("style.png", 64, 64, seed=3)
     passes: list[Pass] = []
     steps: list[int] = []
-    config = StylizeConfig(model=tiny_model, size=64, scales=(32,), scale_iterations=(8, 4))
+    config = StylizeConfig(
+        model=tiny_model, init=InitKind.NOISE, size=64, scales=(32,), scale_iterations=(8, 4)
+    )
     result = stylize(
         content, [style], config, callback=lambda r, _: steps.append(r.step), on_pass=passes.append
     )
@@ -69,7 +72,9 @@ def test_coarse_to_fine_run(tiny_model, make_image):
 
     # The fine pass starts from the coarse result: its first step is well below that of a run
     # from noise at the same size (856 against 1288 with these weights and images).
-    single = stylize(content, [style], StylizeConfig(model=tiny_model, size=64, iterations=1))
+    single = stylize(
+        content, [style], StylizeConfig(model=tiny_model, init=InitKind.NOISE, size=64, iterations=1)
+    )
     first_fine = data["iterations"][len(steps) - 4]
     assert first_fine["step"] == len(steps) - 3
     assert first_fine["loss"] < 0.8 * single.report.data["iterations"][0]["loss"]
