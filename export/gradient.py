@@ -26,12 +26,15 @@ from export.losses import StyleTransferLoss
 from nst_ort import names
 from nst_ort.names import Pooling
 
-CONV_BACKWARD = "conv"  # experiment switch: "conv" (flipped kernels) or "transpose"
 GRADIENT_GRAPH = "1"  # the metadata value (names.META_GRADIENT_GRAPH) of an export that has one
 
 
 def conv_input_grad(grad: torch.Tensor, flipped_kernel: torch.Tensor) -> torch.Tensor:
-    """dL/dx of a 3x3 'same' convolution: the same convolution with the kernel flipped."""
+    """dL/dx of a 3x3 'same' convolution: the same convolution with the kernel flipped.
+
+    A Conv rather than a ConvTranspose of the forward kernel (the same numbers): ONNX Runtime's
+    CPU Conv runs in its NCHWc layout; with ConvTranspose an evaluation took 10-25% longer.
+    """
     return F.conv2d(grad, flipped_kernel, padding=1)
 
 
@@ -85,8 +88,11 @@ def derive_flipped_kernels(model: onnx.ModelProto, convs: list[str]) -> None:
 
 
 def relu_grad(grad: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
-    """Where the ReLU passed its input (output > 0, as autograd decides) the gradient passes."""
-    return torch.where(activation > 0, grad, 0.0)
+    """Where the ReLU passed its input (output > 0, as autograd decides) the gradient passes.
+
+    A multiply by the mask rather than a Where: ONNX Runtime's CPU Where took twice as long.
+    """
+    return grad * (activation > 0).to(grad.dtype)
 
 
 def avg_pool2_grad(grad: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
@@ -94,9 +100,10 @@ def avg_pool2_grad(grad: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
 
     The row and column an odd-sized input drops get zero, by padding to `before`'s size.
     """
-    n, c, h2, w2 = grad.shape
-    spread = (grad * 0.25)[:, :, :, None, :, None].expand(n, c, h2, 2, w2, 2)
-    spread = spread.reshape(n, c, h2 * 2, w2 * 2)
+    _, _, h2, w2 = grad.shape
+    # Nearest-neighbour x2 copies each value over its window; ONNX Runtime's Resize does it in
+    # about a tenth of the time of the equivalent Expand and Reshape.
+    spread = F.interpolate(grad * 0.25, scale_factor=2.0, mode="nearest")
     return F.pad(spread, (0, before.shape[3] - w2 * 2, 0, before.shape[2] - h2 * 2))
 
 
@@ -150,10 +157,9 @@ class StyleTransferGradient(StyleTransferLoss):
         order = self.features.sequence
         wanted = set(self.content_layers) | set(self.style_layers)
         self.loss_layers = [layer for layer in order if layer in wanted]
-        if CONV_BACKWARD == "conv":
-            for name, conv in self.features.convs.items():
-                # Flipped once here, stored beside the forward kernels.
-                self.register_buffer(flipped_kernel_name(name), flip_kernel(conv.weight.detach()))
+        for name, conv in self.features.convs.items():
+            # Flipped once here; in the file they become nodes on the forward kernels.
+            self.register_buffer(flipped_kernel_name(name), flip_kernel(conv.weight.detach()))
 
     def output_names(self) -> list[str]:
         return (
@@ -216,10 +222,7 @@ class StyleTransferGradient(StyleTransferLoss):
             if name.startswith("relu"):
                 grad = relu_grad(grad, feats[name])
             elif name.startswith("conv"):
-                if CONV_BACKWARD == "conv":
-                    grad = conv_input_grad(grad, getattr(self, flipped_kernel_name(name)))
-                else:
-                    grad = F.conv_transpose2d(grad, self.features.convs[name].weight, padding=1)
+                grad = conv_input_grad(grad, getattr(self, flipped_kernel_name(name)))
             elif self.features.pooling is Pooling.AVG:
                 grad = avg_pool2_grad(grad, feats[sequence[i - 1]])
             else:
