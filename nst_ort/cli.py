@@ -308,8 +308,8 @@ def stylize_command(
     scale_iterations: Annotated[
         str | None,
         typer.Option(
-            help="Iterations of each --scales pass, e.g. 400,100 [default: a fifth of --iterations "
-            "for the last pass, the rest shared by the others]"
+            help="Iterations of each --scales pass, e.g. 400,100 (default: a fifth of --iterations "
+            "for the last pass, the rest shared by the others)."
         ),
     ] = None,
     preserve_colors: Annotated[

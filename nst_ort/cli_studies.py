@@ -116,8 +116,11 @@ def reconstruct_content(
     report: ReportOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """From noise, minimise the content loss at one layer alone: what that layer keeps of IMAGE
-    (low layers: near-exact pixels; high layers: the arrangement, not the pixels)."""
+    """Reconstruct IMAGE from one layer's content loss alone, starting from noise.
+
+    Shows what the layer keeps of the image: low layers the exact pixels, high layers the
+    arrangement without the exact pixels (the paper's Figure 1, content reconstructions).
+    """
     _reconstruct(
         "content",
         image,
@@ -154,8 +157,11 @@ def reconstruct_style(
     report: ReportOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """From noise, minimise the style loss on some layers alone: a texture with IMAGE's style
-    at the scale of those layers."""
+    """Synthesise a texture from IMAGE's style loss alone on some layers, starting from noise.
+
+    Shows the image's style at the scale of those layers (the paper's Figure 1, style
+    reconstructions).
+    """
     _reconstruct(
         "style",
         image,
@@ -189,18 +195,18 @@ def sweep_command(
     ],
     content_layer: Annotated[
         str | None,
-        typer.Option(help="Content layer per cell: relu1_2,relu3_2 or relu1_2..relu5_2 [default: relu4_2]"),
+        typer.Option(help="Content layer per cell: relu1_2,relu3_2 or relu1_2..relu5_2 (default: relu4_2)."),
     ] = None,
     style_layers: Annotated[
         str | None,
         typer.Option(
             help="Style layers per cell: relu1_1,relu2_1 (one layer each), relu1_1+relu2_1 (one set), "
-            "cumulative:relu1_1..relu5_1 (relu1_1, then relu1_1+relu2_1, …) [default: the paper's five]"
+            "cumulative:relu1_1..relu5_1 (relu1_1, then relu1_1+relu2_1, …); default: the paper's five."
         ),
     ] = None,
     ratio: Annotated[
         str | None,
-        typer.Option(help="alpha/beta per cell, e.g. 1e-5,1e-4,1e-3,1e-2 (alpha stays) [default: 1e-4]"),
+        typer.Option(help="alpha/beta per cell, e.g. 1e-5,1e-4,1e-3,1e-2; alpha stays (default: 1e-4)."),
     ] = None,
     style_size: Annotated[
         str | None, typer.Option(help="Style image longest side per cell, px, e.g. 128,256,512.")
@@ -224,8 +230,12 @@ def sweep_command(
     threads: ThreadsOption = 0,
     quiet: QuietOption = False,
 ) -> None:
-    """Stylise CONTENT with STYLE over a grid of one or two axes (an option given two or more
-    values); one value fixes a setting. Re-running into the same folder skips finished cells."""
+    """Stylise CONTENT with STYLE over a grid of settings: one or two axes.
+
+    An axis is an option given two or more values; one value fixes that setting. Each cell's
+    image and report, a labelled sheet.png, results.csv and results.json go to the folder;
+    re-running into the same folder skips the cells already done.
+    """
     from nst_ort.engine import Engine
     from nst_ort.studies import (
         AxisKind,

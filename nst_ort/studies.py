@@ -349,7 +349,7 @@ def load_done(out_dir: Path, cell: Cell) -> dict | None:
     return data if data.get("key") == cell.key and image.is_file() else None
 
 
-def cell_record(cell: Cell, result: StylizeResult, report: dict, out_dir: Path) -> dict:
+def cell_record(cell: Cell, result: StylizeResult, report: dict) -> dict:
     loss = cell.config.loss
     final = report.get("final", {})
     return {
@@ -384,7 +384,7 @@ def run_cell(
     image_path, report_path, record_path = _paths(out_dir, cell)
     result = stylize(sweep.content, [sweep.style], cell.config, callback=callback, engine=engine)
     report = result.report.finish(result.status, result.message, image_path)
-    record = cell_record(cell, result, report, out_dir)
+    record = cell_record(cell, result, report)
     if result.status == "interrupted":
         return record
     image_path.parent.mkdir(parents=True, exist_ok=True)
