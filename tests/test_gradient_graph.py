@@ -39,8 +39,8 @@ LAYER_SETS = {
 # (α, β, γ): each term alone, then all together. β is large because random weights give
 # small Grams: 1e5 makes the style gradient as large as the content one.
 TERMS = {"content": (1.0, 0.0, 0.0), "style": (0.0, 1e5, 0.0), "tv": (0.0, 0.0, 1.0), "all": (1.0, 1e5, 0.5)}
-SIZES = ((48, 64), (45, 58))
-KINK_MARGIN = 1e-6  # see kink_free_images  # 45 and 29 (58/2) are odd: pooling drops a row or a column
+SIZES = ((48, 64), (45, 58))  # 45 and 29 (58/2) are odd: pooling drops a row or a column
+KINK_MARGIN = 1e-6  # see kink_free_images
 
 
 def relative_error(actual: np.ndarray, desired: np.ndarray) -> float:
