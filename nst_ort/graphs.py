@@ -1,6 +1,6 @@
-"""Graphs derived from an export: the target graph and the per-size training graph.
+"""Graphs derived from an export: the target graph, the per-size training graph, the gradient graph.
 
-Both are cut out of the exported file with onnx's Extractor, so the runtime computes exactly
+All three are cut out of the exported file with onnx's Extractor, so the runtime computes exactly
 what the exporter validated against torch; nothing here re-implements a loss term.
 """
 
@@ -79,7 +79,8 @@ def _terms_graph(
     sub = Extractor(model).extract_model(
         [names.IMAGE, *targets, *weights, *cut], [*content_terms, *style_terms, names.LOSS_TV, *extra_outputs]
     )
-    # Extractor keeps only inputs that reach the outputs; all of these do.
+    # Extractor keeps only inputs that reach the outputs; all of these do (but cut ones, which
+    # the caller removes).
     nodes: list = []
     _weighted_sum(
         nodes,
@@ -143,10 +144,6 @@ def _drop_zero_terms(graph: onnx.GraphProto, zero: list[str]) -> None:
     graph.input.extend(inputs)
 
 
-def _metadata(model: onnx.ModelProto) -> dict[str, str]:
-    return {prop.key: prop.value for prop in model.metadata_props}
-
-
 def gradient_graph(model: onnx.ModelProto, spec: LossSpec) -> onnx.ModelProto:
     """image, targets, weights -> the loss terms and dL/dimage for the layers in use.
 
@@ -156,7 +153,7 @@ def gradient_graph(model: onnx.ModelProto, spec: LossSpec) -> onnx.ModelProto:
     the shallower layers not in use are bypassed, so their targets need no values and cost
     nothing. Zero weights would give the same numbers but keep all of that work.
     """
-    meta = _metadata(model)
+    meta = {prop.key: prop.value for prop in model.metadata_props}
     arch = names.Arch(meta[names.META_ARCH])
     layers = [*spec.content_layers, *spec.style_layers]
     cut = [names.deeper_grad(names.deepest(arch, layers))] if layers else [names.NETWORK_GRAD]

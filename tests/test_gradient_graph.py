@@ -39,8 +39,8 @@ LAYER_SETS = {
 # (α, β, γ): each term alone, then all together. β is large because random weights give
 # small Grams: 1e5 makes the style gradient as large as the content one.
 TERMS = {"content": (1.0, 0.0, 0.0), "style": (0.0, 1e5, 0.0), "tv": (0.0, 0.0, 1.0), "all": (1.0, 1e5, 0.5)}
-SIZES = ((48, 64), (45, 58))
-KINK_MARGIN = 1e-6  # see kink_free_images  # 45 and 29 (58/2) are odd: pooling drops a row or a column
+SIZES = ((48, 64), (45, 58))  # 45 and 29 (58/2) are odd: pooling drops a row or a column
+KINK_MARGIN = 1e-6  # see kink_free_images
 
 
 def relative_error(actual: np.ndarray, desired: np.ndarray) -> float:
@@ -95,6 +95,17 @@ def kink_free_images(module, height: int, width: int) -> tuple[np.ndarray, ...]:
         if kink_margin(module, images[0]) >= KINK_MARGIN:
             return images
     raise AssertionError("no kink-free image in 1000 seeds")
+
+
+def zero_weighted(spec: LossSpec, content_layers, style_layers) -> LossSpec:
+    """`spec` over all the given layers: those it does not use weigh zero."""
+    return LossSpec(
+        {layer: spec.content_layers.get(layer, 0.0) for layer in content_layers},
+        {layer: spec.style_layers.get(layer, 0.0) for layer in style_layers},
+        spec.content_weight,
+        spec.style_weight,
+        spec.tv_weight,
+    )
 
 
 def targets_for(model: onnx.ModelProto, spec: LossSpec, content: np.ndarray, style: np.ndarray) -> dict:
@@ -165,13 +176,7 @@ def autograd_reference(module, spec: LossSpec, frozen: dict, image: np.ndarray):
     """
     import torch
 
-    everything = LossSpec(
-        {layer: spec.content_layers.get(layer, 0.0) for layer in module.content_layers},
-        {layer: spec.style_layers.get(layer, 0.0) for layer in module.style_layers},
-        spec.content_weight,
-        spec.style_weight,
-        spec.tv_weight,
-    )
+    everything = zero_weighted(spec, module.content_layers, module.style_layers)
     values = {
         name: np.zeros(shape, np.float32)
         for name, shape in target_shapes(everything, *image.shape[2:]).items()
@@ -265,13 +270,7 @@ def test_cut_graph_equals_full_graph_with_zero_weights(tiny):
     """Cutting at the deepest layer in use and bypassing unused terms changes no number."""
     _, model, info = tiny
     spec = LossSpec({"relu2_2": 1.0}, {"relu1_1": 0.5, "relu3_1": 2.0}, 1.0, 1e5, 0.5)
-    everything = LossSpec(
-        {layer: spec.content_layers.get(layer, 0.0) for layer in info.content_layers},
-        {layer: spec.style_layers.get(layer, 0.0) for layer in info.style_layers},
-        spec.content_weight,
-        spec.style_weight,
-        spec.tv_weight,
-    )
+    everything = zero_weighted(spec, info.content_layers, info.style_layers)
     image, content, style = random_images(48, 64, seed=3)
     full_frozen = targets_for(model, everything, content, style)
     full_terms, desired = GraphBackend(
