@@ -137,6 +137,7 @@ def info_command(
             f"{pre['channel_order'].upper()}, x{pre['scale']:g}, mean "
             f"{pre['mean']}, std {pre['std']} (inside the graph; input RGB 0-1)",
         ),
+        ("gradient graph", "yes (--backend ort-graph)" if info.has_gradient_graph else "no"),
         ("exported with", f"torch {info.torch_version}, onnx {info.onnx_version}"),
     ]
     for key, value in rows:

@@ -46,6 +46,7 @@ class ModelInfo:
             "preprocessing": self.preprocessing,
             "torch_version": self.torch_version,
             "onnx_version": self.onnx_version,
+            "gradient_graph": self.has_gradient_graph,
         }
 
 

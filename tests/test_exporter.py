@@ -129,6 +129,7 @@ def test_cli_export_and_info(tmp_path):
     assert data["content_layers"] == ["relu2_2"] and data["weights"] == "random:0"
     text = subprocess.run([*CLI, "info", str(path)], capture_output=True, text=True).stdout
     assert "pooling:" in text and "avg" in text and "format version:  1" in text
+    assert "gradient graph:  yes" in text and data["gradient_graph"] is True
 
 
 def test_cli_export_rejects_unknown_layers_in_one_line(tmp_path):
