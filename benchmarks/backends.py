@@ -122,11 +122,12 @@ def _ort_training_unavailable(device: str) -> str | None:
 
 # --- standard-ONNX gradient graph (issue 9) --------------------------------------------------------
 
-# Where the gradient-graph backend is expected once it is merged: a module holding a class built
-# like TrainingBackend minus the artifacts. If it lands under another name or signature, these
-# two constants and `_graph_backend` below are all there is to change.
-GRAPH_MODULE = "nst_ort.gradient_graph"
-GRAPH_CLASS = "GraphBackend"
+# The gradient-graph backend as issue 9's branch (`graph`) writes it: a GradientSession per layer
+# set and a GraphBackend per pass, in nst_ort/graph_backend.py, reading the gradient graph the
+# export carries. Until that is merged the rows are skipped; if its names or signatures change
+# before, these constants and `_graph_backend` are all there is to adjust.
+GRAPH_MODULE = "nst_ort.graph_backend"
+GRAPH_NAMES = ("GradientSession", "GraphBackend")
 
 
 def _graph_unavailable(device: str) -> str | None:
@@ -136,8 +137,13 @@ def _graph_unavailable(device: str) -> str | None:
         return "onnxruntime is not installed"
     if importlib.util.find_spec(GRAPH_MODULE) is None:
         return f"no gradient-graph backend yet ({GRAPH_MODULE} is missing; issue 9)"
-    if not hasattr(importlib.import_module(GRAPH_MODULE), GRAPH_CLASS):
-        return f"{GRAPH_MODULE} has no {GRAPH_CLASS}: wire it in benchmarks/backends.py::_graph_backend"
+    try:
+        module = importlib.import_module(GRAPH_MODULE)
+    except ImportError as exc:  # e.g. a module from another checkout, against this one's nst_ort
+        return f"{GRAPH_MODULE} does not import here ({exc})"
+    missing = [name for name in GRAPH_NAMES if not hasattr(module, name)]
+    if missing:
+        return f"{GRAPH_MODULE} has no {', '.join(missing)}: adjust benchmarks/backends.py::_graph_backend"
     if device == "cuda" and not runtime.cuda_available():
         return "no CUDA execution provider"
     return None
@@ -146,10 +152,11 @@ def _graph_unavailable(device: str) -> str | None:
 def _graph_backend(case: Case, device: str):
     from nst_ort.model import load_model
 
-    backend_class = getattr(importlib.import_module(GRAPH_MODULE), GRAPH_CLASS)
+    module = importlib.import_module(GRAPH_MODULE)
     model, _ = load_model(case.model)
-    _, values = case.load_inputs()
-    return backend_class(model, SPEC, values, device=device, threads=case.threads)
+    image, values = case.load_inputs()
+    session = module.GradientSession(model, SPEC, device, case.threads)
+    return module.GraphBackend(session, values, image.shape)
 
 
 for _device in ("cpu", "cuda"):

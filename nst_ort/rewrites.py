@@ -4,14 +4,15 @@ Both replace a training-only kernel by standard operators computing the same num
 hold on any execution provider with those operators.
 
 - ConvGrad -> Conv. The CPU build runs `ConvGrad` as im2col + GEMM + col2im: profiled at 256 px
-  (VGG-19, 2 threads) it took about 1.7 times as long as the forward convolutions and half of
-  the whole step. The input gradient of a stride-1 convolution is itself a convolution: of the
-  output gradient with the kernel flipped spatially and its in/out channels swapped, padded by
-  k - 1 - p. As a plain `Conv`, ORT's NCHWc layout and direct convolution kernels apply, as they
-  do to the forward convolutions, and it then costs about what the forward one does.
+  (VGG-19) it took 1.7 to 1.9 times as long as the forward convolutions and half of the step.
+  The input gradient of a stride-1 convolution is itself a convolution: of the output gradient
+  with the kernel flipped spatially and its in/out channels swapped, padded by k - 1 - p. As a
+  plain `Conv`, ORT's NCHWc layout and direct convolution kernels apply, as they do to the
+  forward convolutions, and it then costs about what the forward one does (step: -24%).
 - ReluGrad -> Mul(dY, Sign(Y)). `ReluGrad(dY, Y)` masks the gradient where the ReLU's output Y is
-  zero; the CPU kernel is a scalar loop, about 3 times slower than the two vectorised kernels
-  (16 MB tensors, 1 thread). Y = relu(x) >= 0, so Sign(Y) is exactly the 0/1 mask.
+  zero. On a lone 16 MB tensor (1 thread) the CPU kernel took 51 ms against 18 ms for Sign + Mul;
+  inside a 256 px VGG-19 step the gain is smaller (121 -> 110 ms per step). Y = relu(x) >= 0, so
+  Sign(Y) is exactly the 0/1 mask.
 """
 
 from __future__ import annotations
