@@ -102,6 +102,25 @@ def export_command(
     out.print(f"style layers: {', '.join(spec.style_layers)}")
 
 
+def loss_from_options(
+    engine,
+    content_layers: str,
+    style_layers: str | None,
+    content_weight: float,
+    style_weight: float,
+    tv_weight: float,
+) -> LossSpec:
+    """The LossSpec that the loss options of `stylize` (and `bundle`) ask for, checked against the model."""
+    style_spec = style_layers or ",".join(f"{layer}:0.2" for layer in names.DEFAULT_STYLE_LAYERS)
+    return LossSpec(
+        content_layers=_layers(content_layers, engine.model_info.content_layers, "content"),
+        style_layers=_layers(style_spec, engine.model_info.style_layers, "style"),
+        content_weight=content_weight,
+        style_weight=style_weight,
+        tv_weight=tv_weight,
+    )
+
+
 def _layers(spec: str, available, what: str) -> dict[str, float]:
     try:
         return names.parse_layers(spec, available, what)
@@ -351,14 +370,7 @@ def stylize_command(
     if report is not None:
         _check_output_file(report, [content, *styles, output])
     engine = Engine(model, device.value, threads, backend=backend)
-    style_spec = style_layers or ",".join(f"{layer}:0.2" for layer in names.DEFAULT_STYLE_LAYERS)
-    loss = LossSpec(
-        content_layers=_layers(content_layers, engine.model_info.content_layers, "content"),
-        style_layers=_layers(style_spec, engine.model_info.style_layers, "style"),
-        content_weight=content_weight,
-        style_weight=style_weight,
-        tv_weight=tv_weight,
-    )
+    loss = loss_from_options(engine, content_layers, style_layers, content_weight, style_weight, tv_weight)
     config = StylizeConfig(
         model=model,
         size=size,

@@ -15,12 +15,12 @@ from nst_ort.cli import (
     _floats,
     _init,
     _interrupt_on_sigterm,
-    _layers,
     app,
     err,
+    loss_from_options,
     out,
 )
-from nst_ort.config import Backend, Device, LossSpec, StylizeConfig
+from nst_ort.config import Backend, Device, StylizeConfig
 from nst_ort.errors import NstError
 
 
@@ -71,14 +71,7 @@ def bundle_command(
     from nst_ort.engine import Engine
 
     engine = Engine(model, device.value, threads, backend=Backend.ORT_TRAINING)  # bundles are its artifacts
-    style_spec = style_layers or ",".join(f"{layer}:0.2" for layer in names.DEFAULT_STYLE_LAYERS)
-    loss = LossSpec(
-        content_layers=_layers(content_layers, engine.model_info.content_layers, "content"),
-        style_layers=_layers(style_spec, engine.model_info.style_layers, "style"),
-        content_weight=content_weight,
-        style_weight=style_weight,
-        tv_weight=tv_weight,
-    )
+    loss = loss_from_options(engine, content_layers, style_layers, content_weight, style_weight, tv_weight)
     config = StylizeConfig(
         model=model,
         size=size,
