@@ -411,7 +411,10 @@ from nst_ort import cli_studies  # noqa: E402,F401
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode, click returns a typer.Exit's code instead of exiting with it.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except NstError as exc:
         if STATE["debug"]:
             raise
