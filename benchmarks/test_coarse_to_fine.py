@@ -68,11 +68,14 @@ def _timed(content, style, config, engine) -> tuple[dict, float, float]:
     return result.report.finish(result.status, result.message, None), wall, cpu
 
 
-def test_coarse_to_fine_beats_single_scale(benchmark, model):
+def test_coarse_to_fine_beats_single_scale(benchmark, model, request):
+    # --bench-quick (CI) only keeps the code path running: 64 px, a few iterations, no bar.
+    quick = request.config.getoption("--bench-quick")
+    size, iterations = (64, 4) if quick else (SIZE, BASELINE_ITERATIONS)
     engine = Engine(model, "cpu")
     content, style, images = _images()
-    single = StylizeConfig(model=model, size=SIZE, iterations=BASELINE_ITERATIONS)
-    coarse = StylizeConfig(model=model, size=SIZE, iterations=BASELINE_ITERATIONS, scales=(SIZE // 2,))
+    single = StylizeConfig(model=model, size=size, iterations=iterations)
+    coarse = StylizeConfig(model=model, size=size, iterations=iterations, scales=(size // 2,))
     for warm in (single, coarse):  # artifacts and target sessions, outside the timings
         stylize(content, [style], dataclasses.replace(warm, iterations=1), engine=engine)
 
@@ -90,7 +93,7 @@ def test_coarse_to_fine_beats_single_scale(benchmark, model):
     info = {
         "model": f"{engine.model_info.weights} ({model})",
         "images": images,
-        "size": SIZE,
+        "size": size,
         "single_scale": {
             "loss": baseline["final"]["loss"],
             "evaluations": baseline["evaluations"],
@@ -108,12 +111,14 @@ def test_coarse_to_fine_beats_single_scale(benchmark, model):
     }
     benchmark.extra_info.update(info)
     print(
-        f"\n{info['model']}, {images}, {SIZE} px\n"
+        f"\n{info['model']}, {images}, {size} px\n"
         f"single scale: loss {baseline['final']['loss']:.5g}, {baseline['evaluations']} evaluations, "
         f"{baseline_wall:.1f} s wall, {baseline_cpu:.1f} s CPU\n"
         f"coarse-to-fine: loss {report['final']['loss']:.5g} ({passes}), {wall:.1f} s wall, "
         f"{cpu:.1f} s CPU\n"
         f"time ratio: {info['wall_ratio']} wall, {info['cpu_ratio']} CPU"
     )
-    assert report["final"]["loss"] <= baseline["final"]["loss"]
-    assert wall <= 0.5 * baseline_wall
+    assert np.isfinite(report["final"]["loss"]) and np.isfinite(baseline["final"]["loss"])
+    if not quick:
+        assert report["final"]["loss"] <= baseline["final"]["loss"]
+        assert wall <= 0.5 * baseline_wall
