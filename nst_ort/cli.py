@@ -29,6 +29,32 @@ err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 STATE = {"debug": False}
 
+# Options that `stylize` and `bundle` share, declared once (Typer reads the help from the alias).
+ModelOption = Annotated[
+    Path | None,
+    typer.Option(dir_okay=False, help="Exported model (default: the user cache's default model)"),
+]
+SizeOption = Annotated[int, typer.Option(min=16, help="Longest side of the output, px.")]
+SeedOption = Annotated[int, typer.Option(help="Seed for the noise initialisation.")]
+ContentWeightOption = Annotated[float, typer.Option(help="α, the content loss weight.")]
+StyleWeightOption = Annotated[float, typer.Option(help="β, the style loss weight.")]
+TvWeightOption = Annotated[float, typer.Option(help="γ, the total-variation weight.")]
+ContentLayersOption = Annotated[
+    str, typer.Option(help="Content layers, e.g. relu4_2 or relu4_2:1,relu5_2:0.5.")
+]
+StyleLayersOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Style layers with optional weights, e.g. relu1_1:0.2,relu2_1:0.2 "
+        "(default: the paper's five, 0.2 each)."
+    ),
+]
+StyleBlendOption = Annotated[
+    str | None, typer.Option(help="Weights of the style images, comma-separated; normalised.")
+]
+StyleScaleOption = Annotated[float, typer.Option(min=0.05, help="Style image size relative to the output.")]
+ThreadsOption = Annotated[int, typer.Option(min=0, help="CPU threads; 0 = one per core.")]
+
 
 @app.callback()
 def _main(
@@ -49,7 +75,7 @@ def export_command(
             "-o",
             "--output",
             dir_okay=False,
-            help="Where to write the model [default: the user cache's default model]",
+            help="Where to write the model (default: the user cache's default model)",
         ),
     ] = None,
     arch: Annotated[names.Arch, typer.Option(help="VGG variant.")] = names.Arch.VGG16,
@@ -131,7 +157,7 @@ def _layers(spec: str, available, what: str) -> dict[str, float]:
 @app.command("info")
 def info_command(
     model: Annotated[
-        Path | None, typer.Argument(help="Model file [default: the user cache's default model]")
+        Path | None, typer.Argument(help="Model file (default: the user cache's default model)")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -287,37 +313,22 @@ def stylize_command(
     content: Annotated[Path, typer.Argument(help="Content photo.")],
     styles: Annotated[list[Path], typer.Argument(help="One or more style images.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output image (.png, .jpg, …).")],
-    model: Annotated[
-        Path | None,
-        typer.Option(dir_okay=False, help="Exported model [default: the user cache's default model]"),
-    ] = None,
-    size: Annotated[int, typer.Option(min=16, help="Longest side of the output, px.")] = 512,
+    model: ModelOption = None,
+    size: SizeOption = 512,
     iterations: Annotated[int, typer.Option(min=1, help="L-BFGS iterations or Adam steps.")] = 300,
     optimizer: Annotated[Optimizer, typer.Option(help="lbfgs (bounded L-BFGS-B) or adam.")] = Optimizer.LBFGS,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate on [0, 1] pixels.")] = 0.02,
     init: Annotated[
         str, typer.Option(help="content, noise (the paper's start), style, or an image file.")
     ] = "content",
-    seed: Annotated[int, typer.Option(help="Seed for the noise initialisation.")] = 0,
-    content_weight: Annotated[float, typer.Option(help="α, the content loss weight.")] = 1.0,
-    style_weight: Annotated[float, typer.Option(help="β, the style loss weight.")] = 1e4,
-    tv_weight: Annotated[float, typer.Option(help="γ, the total-variation weight.")] = 0.0,
-    content_layers: Annotated[
-        str, typer.Option(help="Content layers, e.g. relu4_2 or relu4_2:1,relu5_2:0.5.")
-    ] = ",".join(names.DEFAULT_CONTENT_LAYERS),
-    style_layers: Annotated[
-        str | None,
-        typer.Option(
-            help="Style layers with optional weights, e.g. relu1_1:0.2,relu2_1:0.2 "
-            "[default: the paper's five, 0.2 each]"
-        ),
-    ] = None,
-    style_blend: Annotated[
-        str | None, typer.Option(help="Weights of the style images, comma-separated; normalised.")
-    ] = None,
-    style_scale: Annotated[
-        float, typer.Option(min=0.05, help="Style image size relative to the output.")
-    ] = 1.0,
+    seed: SeedOption = 0,
+    content_weight: ContentWeightOption = 1.0,
+    style_weight: StyleWeightOption = 1e4,
+    tv_weight: TvWeightOption = 0.0,
+    content_layers: ContentLayersOption = ",".join(names.DEFAULT_CONTENT_LAYERS),
+    style_layers: StyleLayersOption = None,
+    style_blend: StyleBlendOption = None,
+    style_scale: StyleScaleOption = 1.0,
     scales: Annotated[
         str | None,
         typer.Option(
@@ -340,7 +351,7 @@ def stylize_command(
         ),
     ] = PreserveColors.NONE,
     device: Annotated[Device, typer.Option(help="auto uses CUDA when available.")] = Device.AUTO,
-    threads: Annotated[int, typer.Option(min=0, help="CPU threads; 0 = one per core.")] = 0,
+    threads: ThreadsOption = 0,
     backend: Annotated[
         Backend,
         typer.Option(help="ort-graph (the export's gradient graph, any onnxruntime) or ort-training."),
@@ -354,15 +365,8 @@ def stylize_command(
     """Stylise CONTENT with STYLES by optimising the image (Gatys et al. 2015)."""
     from nst_ort.engine import Engine
 
-    _check_finite(
-        {
-            "--content-weight": content_weight,
-            "--style-weight": style_weight,
-            "--tv-weight": tv_weight,
-            "--lr": lr,
-            "--style-scale": style_scale,
-        }
-    )
+    _check_finite(content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight)
+    _check_finite(lr=lr, style_scale=style_scale)
     # Absolute paths in the config and report, so that `nst-ort resume` works from anywhere.
     content, styles, output = content.absolute(), [p.absolute() for p in styles], output.absolute()
     model, report = (p.absolute() if p is not None else None for p in (model, report))
@@ -483,10 +487,11 @@ def resume_command(
     _run(engine, content, styles, config, output, report, save_every, quiet, previous=previous)
 
 
-def _check_finite(values: dict[str, float]) -> None:
-    for option, value in values.items():
+def _check_finite(**options: float) -> None:
+    """One line naming the option (--style-weight for style_weight) that is NaN or infinite."""
+    for name, value in options.items():
         if not math.isfinite(value):
-            raise NstError(f"{option} {value}: must be a finite number")
+            raise NstError(f"--{name.replace('_', '-')} {value}: must be a finite number")
 
 
 def _check_output_file(path: Path, inputs: list[Path]) -> None:

@@ -10,7 +10,19 @@ import typer
 
 from nst_ort import errors, names
 from nst_ort.cli import (
+    ContentLayersOption,
+    ContentWeightOption,
+    ModelOption,
     ProgressView,
+    SeedOption,
+    SizeOption,
+    StyleBlendOption,
+    StyleLayersOption,
+    StyleScaleOption,
+    StyleWeightOption,
+    ThreadsOption,
+    TvWeightOption,
+    _check_finite,
     _check_output,
     _floats,
     _init,
@@ -33,43 +45,30 @@ def bundle_command(
     output: Annotated[
         Path, typer.Option("-o", "--output", file_okay=False, help="Bundle folder to create (new or empty).")
     ],
-    model: Annotated[
-        Path | None,
-        typer.Option(dir_okay=False, help="Exported model [default: the user cache's default model]"),
-    ] = None,
-    size: Annotated[int, typer.Option(min=16, help="Longest side of the output, px.")] = 512,
+    model: ModelOption = None,
+    size: SizeOption = 512,
     iterations: Annotated[int, typer.Option(min=1, help="Adam steps the bundle recommends.")] = 500,
     lr: Annotated[
         float, typer.Option(min=0.0, help="Adam learning rate on [0, 1] pixels, fixed in the bundle.")
     ] = 0.02,
     init: Annotated[str, typer.Option(help="noise (the paper), content, style, or an image file.")] = "noise",
-    seed: Annotated[int, typer.Option(help="Seed for the noise initialisation.")] = 0,
-    content_weight: Annotated[float, typer.Option(help="α, the content loss weight.")] = 1.0,
-    style_weight: Annotated[float, typer.Option(help="β, the style loss weight.")] = 1e4,
-    tv_weight: Annotated[float, typer.Option(help="γ, the total-variation weight.")] = 0.0,
-    content_layers: Annotated[
-        str, typer.Option(help="Content layers, e.g. relu4_2 or relu4_2:1,relu5_2:0.5.")
-    ] = ",".join(names.DEFAULT_CONTENT_LAYERS),
-    style_layers: Annotated[
-        str | None,
-        typer.Option(
-            help="Style layers with optional weights, e.g. relu1_1:0.2,relu2_1:0.2 "
-            "[default: the paper's five, 0.2 each]"
-        ),
-    ] = None,
-    style_blend: Annotated[
-        str | None, typer.Option(help="Weights of the style images, comma-separated; normalised.")
-    ] = None,
-    style_scale: Annotated[
-        float, typer.Option(min=0.05, help="Style image size relative to the output.")
-    ] = 1.0,
+    seed: SeedOption = 0,
+    content_weight: ContentWeightOption = 1.0,
+    style_weight: StyleWeightOption = 1e4,
+    tv_weight: TvWeightOption = 0.0,
+    content_layers: ContentLayersOption = ",".join(names.DEFAULT_CONTENT_LAYERS),
+    style_layers: StyleLayersOption = None,
+    style_blend: StyleBlendOption = None,
+    style_scale: StyleScaleOption = 1.0,
     device: Annotated[Device, typer.Option(help="Where the targets are computed.")] = Device.AUTO,
-    threads: Annotated[int, typer.Option(min=0, help="CPU threads; 0 = one per core.")] = 0,
+    threads: ThreadsOption = 0,
 ) -> None:
     """Write a self-contained folder (ONNX Runtime training artifacts, bundle.json) for one run."""
     from nst_ort.bundle import make_bundle
     from nst_ort.engine import Engine
 
+    _check_finite(content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight)
+    _check_finite(lr=lr, style_scale=style_scale)
     engine = Engine(model, device.value, threads, backend=Backend.ORT_TRAINING)  # bundles are its artifacts
     loss = loss_from_options(engine, content_layers, style_layers, content_weight, style_weight, tv_weight)
     config = StylizeConfig(
@@ -99,7 +98,7 @@ def bundle_command(
 def run_bundle_command(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `nst-ort bundle`.")],
     output: Annotated[Path, typer.Option("-o", "--output", dir_okay=False, help="Output image (.png, …).")],
-    iterations: Annotated[int | None, typer.Option(min=0, help="Adam steps [default: the bundle's].")] = None,
+    iterations: Annotated[int | None, typer.Option(min=0, help="Adam steps (default: the bundle's).")] = None,
     threads: Annotated[int, typer.Option(min=0, help="CPU threads; 0 = one per core.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:

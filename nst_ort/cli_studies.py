@@ -31,7 +31,7 @@ app.add_typer(reconstruct_app, name="reconstruct")
 
 ModelOption = Annotated[
     Path | None,
-    typer.Option(dir_okay=False, help="Exported model [default: the user cache's default model]"),
+    typer.Option(dir_okay=False, help="Exported model (default: the user cache's default model)"),
 ]
 OutputOption = Annotated[
     Path, typer.Option("-o", "--output", dir_okay=False, help="Output image (.png, .jpg, …).")

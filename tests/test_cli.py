@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 CLI = [sys.executable, "-c", "from nst_ort.cli import main; main()"]
@@ -177,11 +178,16 @@ def test_adam_with_several_styles_and_blend(tiny_model, make_image, tmp_path):
     assert bad.returncode == 2 and "--style-blend has 2 weights for 1 style images" in bad.stderr
 
 
-def test_help_explains_the_options():
+def _help(command: str) -> str:
     result = subprocess.run(
-        [*CLI, "stylize", "--help"], capture_output=True, text=True, env={"COLUMNS": "200", "PATH": ""}
+        [*CLI, command, "--help"], capture_output=True, text=True, env={"COLUMNS": "200", "PATH": ""}
     )
-    assert result.returncode == 0
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_help_explains_the_options():
+    actual = _help("stylize")
     for option in (
         "--style-weight",
         "--content-layers",
@@ -190,5 +196,13 @@ def test_help_explains_the_options():
         "--report",
         "--device",
     ):
-        assert option in result.stdout
-    assert "Stylise CONTENT with STYLES" in result.stdout
+        assert option in actual
+    assert "Stylise CONTENT with STYLES" in actual
+
+
+@pytest.mark.parametrize("command", ["stylize", "bundle"])
+def test_help_shows_defaults_written_in_words(command):
+    # Rich would read "[default: …]" in a help text as markup and drop it.
+    actual = _help(command)
+    assert "(default: the user cache's default model)" in actual
+    assert "(default: the paper's five, 0.2 each)" in actual

@@ -241,19 +241,17 @@ def test_overflowing_weights_exit_1_and_keep_the_image(tiny_model, make_image, t
     assert json.loads(report.read_text())["status"] == "nonfinite"
 
 
-def test_non_finite_options_are_refused(tiny_model, make_image, tmp_path):
+@pytest.mark.parametrize(
+    ("command", "option", "value"),
+    [("stylize", "--style-weight", "nan"), ("stylize", "--lr", "inf"), ("bundle", "--tv-weight", "nan")],
+)
+def test_non_finite_options_are_refused(tiny_model, make_image, tmp_path, command, option, value):
+    output = tmp_path / ("o.png" if command == "stylize" else "bundle")
     result = cli(
-        "stylize",
-        make_image(),
-        make_image("s.png"),
-        "-o",
-        tmp_path / "o.png",
-        "--model",
-        tiny_model,
-        "--style-weight",
-        "nan",
+        command, make_image(), make_image("s.png"), "-o", output, "--model", tiny_model, option, value
     )
-    assert one_line_error(result) == "error: --style-weight nan: must be a finite number"
+    assert one_line_error(result) == f"error: {option} {value}: must be a finite number"
+    assert not output.exists()
 
 
 # --- interrupts and resume ---------------------------------------------------------------------
