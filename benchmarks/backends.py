@@ -11,7 +11,6 @@ Adding a backend is one `register(Backend(...))` call; every benchmark parametri
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -122,41 +121,25 @@ def _ort_training_unavailable(device: str) -> str | None:
 
 # --- standard-ONNX gradient graph (issue 9) --------------------------------------------------------
 
-# The gradient-graph backend as issue 9's branch (`graph`) writes it: a GradientSession per layer
-# set and a GraphBackend per pass, in nst_ort/graph_backend.py, reading the gradient graph the
-# export carries. Until that is merged the rows are skipped; if its names or signatures change
-# before, these constants and `_graph_backend` are all there is to adjust.
-GRAPH_MODULE = "nst_ort.graph_backend"
-GRAPH_NAMES = ("GradientSession", "GraphBackend")
-
 
 def _graph_unavailable(device: str) -> str | None:
     from nst_ort import runtime  # plain onnxruntime is enough: no training API needed
 
     if runtime.ort is None:
         return "onnxruntime is not installed"
-    if importlib.util.find_spec(GRAPH_MODULE) is None:
-        return f"no gradient-graph backend yet ({GRAPH_MODULE} is missing; issue 9)"
-    try:
-        module = importlib.import_module(GRAPH_MODULE)
-    except ImportError as exc:  # e.g. a module from another checkout, against this one's nst_ort
-        return f"{GRAPH_MODULE} does not import here ({exc})"
-    missing = [name for name in GRAPH_NAMES if not hasattr(module, name)]
-    if missing:
-        return f"{GRAPH_MODULE} has no {', '.join(missing)}: adjust benchmarks/backends.py::_graph_backend"
     if device == "cuda" and not runtime.cuda_available():
         return "no CUDA execution provider"
     return None
 
 
 def _graph_backend(case: Case, device: str):
+    from nst_ort.graph_backend import GradientSession, GraphBackend
     from nst_ort.model import load_model
 
-    module = importlib.import_module(GRAPH_MODULE)
     model, _ = load_model(case.model)
     image, values = case.load_inputs()
-    session = module.GradientSession(model, SPEC, device, case.threads)
-    return module.GraphBackend(session, values, image.shape)
+    session = GradientSession(model, SPEC, device, case.threads)
+    return GraphBackend(session, values, image.shape)
 
 
 for _device in ("cpu", "cuda"):

@@ -10,7 +10,10 @@ tubingen.jpg and starry_night.jpg from ../shared/images when present, else synth
 Artifacts for both sizes are built before timing. NST_BENCH_C2F_SIZE sets the size (default
 512); the coarse scale is half of it.
 
-    pytest benchmarks/test_coarse_to_fine.py -s
+    pytest benchmarks/test_coarse_to_fine.py -s --bench-512
+
+Not met here (2-core EPYC, HED VGG-16, 512 px): coarse-to-fine took 0.41x the time but ended at
+a 33% higher loss; benchmarks/README.md has the numbers and why.
 """
 
 from __future__ import annotations
@@ -36,7 +39,10 @@ BASELINE_ITERATIONS = 300
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
+def model(tmp_path_factory, pytestconfig) -> Path:
+    # Before any export: the skip should cost nothing.
+    if not pytestconfig.getoption("--bench-quick") and not pytestconfig.getoption("--bench-512"):
+        pytest.skip(f"{SIZE} px, about 15 minutes on 2 cores: run with --bench-512")
     if DEFAULT_MODEL.is_file():
         return DEFAULT_MODEL
     try:
@@ -68,6 +74,7 @@ def _timed(content, style, config, engine) -> tuple[dict, float, float]:
     return result.report.finish(result.status, result.message, None), wall, cpu
 
 
+@pytest.mark.large
 def test_coarse_to_fine_beats_single_scale(benchmark, model, request):
     # --bench-quick (CI) only keeps the code path running: 64 px, a few iterations, no bar.
     quick = request.config.getoption("--bench-quick")
