@@ -206,7 +206,10 @@ def sweep_command(
     ] = None,
     ratio: Annotated[
         str | None,
-        typer.Option(help="alpha/beta per cell, e.g. 1e-5,1e-4,1e-3,1e-2; alpha stays (default: 1e-4)."),
+        typer.Option(
+            help="alpha/beta per cell, e.g. 1e-5,1e-4,1e-3,1e-2 (default: 1e-4); alpha stays "
+            "--content-weight, beta = alpha / ratio."
+        ),
     ] = None,
     style_size: Annotated[
         str | None, typer.Option(help="Style image longest side per cell, px, e.g. 128,256,512.")
