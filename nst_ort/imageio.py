@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -43,10 +44,14 @@ def load_image(path: Path) -> np.ndarray:
     if path.is_dir():
         raise NstError(f"{path}: is a directory, not an image")
     try:
-        with Image.open(path) as image:
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            array = _to_rgb(image)
+        # Pillow warns (e.g. "Corrupt EXIF data") on the way to an image or to an exception that
+        # becomes the one-line error below: the warning would only add lines to that message.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            with Image.open(path) as image:
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                array = _to_rgb(image)
     except UnidentifiedImageError:
         raise NstError(f"{path}: not an image Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:

@@ -1,5 +1,6 @@
 """Every failure a user can cause or meet: exit code, message, and the files left behind."""
 
+import io
 import json
 import os
 import signal
@@ -91,6 +92,14 @@ def test_exif_orientation_is_honoured(tmp_path):
     assert image[:15].mean() > 0.9 and image[-15:].mean() < 0.1  # the white half ends up on top
 
 
+def _tiff_with_exif() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(buffer, format="TIFF", exif=exif)
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -99,6 +108,7 @@ def test_exif_orientation_is_honoured(tmp_path):
         (lambda p: (p.write_bytes(b""), p)[1], "not an image"),
         (lambda p: (p.write_text("hello"), p)[1], "not an image"),
         (lambda p: (Image.new("RGB", (1, 1)).save(p, format="PNG"), p)[1], "image is 1x1 px"),
+        (lambda p: (p.write_bytes(_tiff_with_exif()[:12]), p)[1], "not an image"),  # Pillow warns too
     ],
 )
 def test_bad_image_files_are_one_line_naming_the_file(tmp_path, tiny_model, make_image, make, message):
