@@ -3,7 +3,7 @@
 A backend is a name, a way to say why it cannot run here (None when it can), and a factory that
 builds, untimed, an evaluator for one `Case`: an object with `shape` and
 `value_and_grad(image) -> (terms, dL/dimage)`, the interface nst_ort's loop drives
-(`nst_ort.loop.Objective`). `terms` holds at least `names.LOSS`.
+(`nst_ort.loop.Objective`). `terms` holds at least `contract.LOSS`.
 
 Adding a backend is one `register(Backend(...))` call; every benchmark parametrised over
 `BACKENDS` picks it up, and is skipped with the backend's reason where it cannot run.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmarks.workload import SPEC, WEIGHTS_SEED, Case
-from nst_ort import names
+from nst_ort import contract
 
 Evaluator = object  # anything with .shape and .value_and_grad(image) -> (dict, ndarray)
 
@@ -76,7 +76,7 @@ class TorchEvaluator:
         x = torch.from_numpy(np.ascontiguousarray(image, np.float32)).to(self.device).requires_grad_(True)
         outputs = self.module(x, *self.inputs)
         outputs[0].backward()
-        terms = (names.LOSS, names.LOSS_CONTENT, names.LOSS_STYLE, names.LOSS_TV)
+        terms = contract.TERMS
         values = {name: value.item() for name, value in zip(terms, outputs[:4], strict=True)}
         return values, x.grad.cpu().numpy()
 

@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks.backends import BACKENDS, REFERENCE
 from benchmarks.workload import Case, write_inputs
-from nst_ort.names import Arch
+from nst_ort.contract import Arch
 
 
 @dataclass(frozen=True)

@@ -48,9 +48,9 @@ def profile(arch: str, size: int, threads: int, steps: int, as_generated: bool, 
     from benchmarks.workload import SPEC, WEIGHTS_SEED, Case, write_inputs
     from export.exporter import ExportSpec, export_model
     from export.weights import random_weights
-    from nst_ort import artifacts, names
+    from nst_ort import artifacts, contract
+    from nst_ort.contract import Arch
     from nst_ort.model import load_model
-    from nst_ort.names import Arch
     from nst_ort.runtime import session_options
 
     model_path = work / f"{arch}.onnx"
@@ -70,7 +70,7 @@ def profile(arch: str, size: int, threads: int, steps: int, as_generated: bool, 
     module = api.Module(str(entry.training_model), state, str(entry.eval_model), "cpu", options)
     for name in entry.frozen:
         state.parameters[name].data = np.array(values[name], np.float32)
-    state.parameters[names.IMAGE].data = image
+    state.parameters[contract.IMAGE].data = image
     module.train()
     for _ in range(steps):
         start = time.perf_counter()

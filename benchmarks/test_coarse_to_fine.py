@@ -50,7 +50,7 @@ def model(tmp_path_factory, pytestconfig) -> Path:
         from export.weights import random_weights
     except ImportError:
         pytest.skip("no default model in the cache and no torch to export random weights")
-    from nst_ort.names import Arch
+    from nst_ort.contract import Arch
 
     path = tmp_path_factory.mktemp("models") / "random.onnx"
     export_model(path, ExportSpec(), random_weights(Arch.VGG16, seed=0))

@@ -16,7 +16,7 @@ import pytest
 from benchmarks import memory
 from benchmarks.backends import BACKENDS, REFERENCE, require
 from benchmarks.workload import SPEC, multiply_accumulates
-from nst_ort import names
+from nst_ort import contract
 
 # Measured at 256 px against a float64 torch reference: ORT's gradient is within 3e-4 (relative
 # L2), torch's own float32 oneDNN path within 1.2e-3, the losses within 1e-5; both fast paths
@@ -54,13 +54,13 @@ def test_value_and_grad(benchmark, backend_name, case, settings, reference):
     )
 
     info = benchmark.extra_info
-    info["loss"] = terms[names.LOSS]
+    info["loss"] = terms[contract.LOSS]
     if benchmark.stats is not None:
         info["gflops"] = 2 * macs["total"] / benchmark.stats.stats.median / 1e9
     del evaluator  # the memory probe shares the cores; free this process's buffers first
     info.update(memory.measure(backend_name, case))
 
-    assert math.isfinite(terms[names.LOSS])
+    assert math.isfinite(terms[contract.LOSS])
     assert np.all(np.isfinite(grad))
     assert grad.shape == image.shape
     desired = reference(case)
@@ -70,7 +70,7 @@ def test_value_and_grad(benchmark, backend_name, case, settings, reference):
     desired_terms, desired_grad = desired
     info["checked_against"] = REFERENCE
     info["gradient_rel_l2"] = relative_l2(grad, desired_grad)
-    assert terms[names.LOSS] == pytest.approx(desired_terms[names.LOSS], rel=LOSS_TOLERANCE)
+    assert terms[contract.LOSS] == pytest.approx(desired_terms[contract.LOSS], rel=LOSS_TOLERANCE)
     assert info["gradient_rel_l2"] <= GRADIENT_TOLERANCE
 
 

@@ -18,10 +18,10 @@ import pytest
 
 from benchmarks.backends import require
 from benchmarks.workload import SPEC, multiply_accumulates
-from nst_ort import names
+from nst_ort import contract
 from nst_ort.config import StylizeConfig
+from nst_ort.contract import Arch
 from nst_ort.loop import run_adam, run_lbfgs, threadpool_limits
-from nst_ort.names import Arch
 
 ARCH = Arch.VGG16  # the project's default network
 OVERHEAD_BAR = 0.05
@@ -133,6 +133,6 @@ def test_optimisation_step(benchmark, optimizer, size, cases, settings):
     # L-BFGS-B may spend its evaluation cap (1.25 per iteration) in line searches first.
     assert result.status in ("done", "converged"), result.message
     assert 1 <= len(result.records) <= steps
-    first, final = result.records[0].terms[names.LOSS], result.records[-1].terms[names.LOSS]
+    first, final = result.records[0].terms[contract.LOSS], result.records[-1].terms[contract.LOSS]
     assert math.isfinite(final) and final <= first
     assert all(0 <= s < 1 for s in shares)

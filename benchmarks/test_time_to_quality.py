@@ -19,9 +19,9 @@ import numpy as np
 
 from benchmarks.backends import require
 from benchmarks.workload import SPEC, multiply_accumulates
-from nst_ort import names
+from nst_ort import contract
+from nst_ort.contract import Arch
 from nst_ort.loop import run_lbfgs
-from nst_ort.names import Arch
 
 ARCH = Arch.VGG16  # the project's default network
 ORT = "ort-graph-cpu"  # the backend `nst-ort stylize` uses by default
@@ -51,7 +51,7 @@ class Race:
         if time.perf_counter() - self.start >= self.budget and len(self.log) >= self.at_least:
             raise BudgetSpent
         terms, grad = self.evaluator.value_and_grad(image)
-        self.log.append((time.perf_counter() - self.start, terms[names.LOSS]))
+        self.log.append((time.perf_counter() - self.start, terms[contract.LOSS]))
         return terms, grad
 
     def best_by(self, seconds: float) -> float:
@@ -92,7 +92,7 @@ def race_torch(evaluator, image: np.ndarray, budget: float) -> Race:
     def closure():
         terms, grad = race.value_and_grad(x.detach().numpy())
         x.grad = torch.from_numpy(grad)
-        return torch.tensor(terms[names.LOSS])
+        return torch.tensor(terms[contract.LOSS])
 
     try:
         optimizer.step(closure)
@@ -107,7 +107,7 @@ def test_time_to_quality(benchmark, cases, settings):
     case = cases.get(ARCH, settings.ttq_size)
     image, _ = case.load_inputs()
     budget = settings.ttq_seconds
-    initial = ort_evaluator.value_and_grad(image)[0][names.LOSS]  # also the warm-up
+    initial = ort_evaluator.value_and_grad(image)[0][contract.LOSS]  # also the warm-up
     torch_evaluator.value_and_grad(image)
 
     def both():

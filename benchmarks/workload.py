@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nst_ort import names
+from nst_ort import contract
 from nst_ort.config import LossSpec
-from nst_ort.names import Arch
+from nst_ort.contract import Arch
 
 SPEC = LossSpec()  # content relu4_2, style relu1_1 … relu5_1 (w = 0.2), α = 1, β = 1e4, γ = 0
 WEIGHTS_SEED = 0  # export/weights.py::random_weights seed, for the export and for torch
@@ -97,21 +97,21 @@ def multiply_accumulates(arch: Arch, spec: LossSpec, height: int, width: int) ->
     O(C·M) against the convolutions' O(9·C²·M).
     """
     layers = [*spec.content_layers, *spec.style_layers]
-    sequence = names.layer_sequence(arch)
-    last = sequence.index(names.deepest(arch, layers))
+    sequence = contract.layer_sequence(arch)
+    last = sequence.index(contract.deepest(arch, layers))
     h, w, c = height, width, 3
     conv = 0
     for layer in sequence[: last + 1]:
         if layer.startswith("conv"):
-            out = names.layer_channels(layer)
+            out = contract.layer_channels(layer)
             conv += h * w * out * c * 9
             c = out
         elif layer.startswith("pool"):
             h, w = h // 2, w // 2
     gram = 0
     for layer in spec.style_layers:
-        k = names.layer_downsampling(layer)
-        c = names.layer_channels(layer)
+        k = contract.layer_downsampling(layer)
+        c = contract.layer_channels(layer)
         gram += c * c * (height // k) * (width // k)
     return {
         "forward_conv": conv,

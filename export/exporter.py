@@ -21,10 +21,10 @@ from export.gradient import (
 from export.losses import StyleTransferLoss
 from export.network import VGGFeatures
 from export.weights import Weights
-from nst_ort import names
+from nst_ort import contract
+from nst_ort.contract import Arch, Pooling
 from nst_ort.errors import FAILURE, NstError
 from nst_ort.files import write_bytes
-from nst_ort.names import Arch, Pooling
 
 OPSET = 17  # onnxruntime-training 1.19.2 runs opset <= 21 and IR <= 10
 IR_VERSION = 8  # what opset 17 needs; well inside what every ORT build reads
@@ -36,8 +36,8 @@ VALIDATION_SIZES = ((64, 80), (96, 72))  # two sizes, odd pooling cases included
 class ExportSpec:
     arch: Arch = Arch.VGG16
     pooling: Pooling = Pooling.AVG
-    content_layers: tuple[str, ...] = names.EXPORT_CONTENT_LAYERS
-    style_layers: tuple[str, ...] = names.EXPORT_STYLE_LAYERS
+    content_layers: tuple[str, ...] = contract.EXPORT_CONTENT_LAYERS
+    style_layers: tuple[str, ...] = contract.EXPORT_STYLE_LAYERS
 
 
 def build_loss_module(spec: ExportSpec, weights: Weights) -> StyleTransferLoss:
@@ -45,7 +45,7 @@ def build_loss_module(spec: ExportSpec, weights: Weights) -> StyleTransferLoss:
     features = VGGFeatures(
         spec.arch,
         spec.pooling,
-        names.deepest(spec.arch, layers),
+        contract.deepest(spec.arch, layers),
         weights.preprocessing,
         weights.as_torch(),
     )
@@ -98,17 +98,17 @@ def to_onnx(module: StyleTransferLoss) -> onnx.ModelProto:
 
 def describe(model: onnx.ModelProto, spec: ExportSpec, weights: Weights) -> None:
     meta = {
-        names.META_FORMAT_VERSION: str(names.FORMAT_VERSION),
-        names.META_ARCH: spec.arch.value,
-        names.META_WEIGHTS: weights.source,
-        names.META_WEIGHTS_SHA256: weights.sha256(),
-        names.META_POOLING: spec.pooling.value,
-        names.META_CONTENT_LAYERS: ",".join(spec.content_layers),
-        names.META_STYLE_LAYERS: ",".join(spec.style_layers),
-        names.META_PREPROCESSING: json.dumps(weights.preprocessing.as_dict()),
-        names.META_TORCH_VERSION: torch.__version__,
-        names.META_ONNX_VERSION: onnx.__version__,
-        names.META_GRADIENT_GRAPH: GRADIENT_GRAPH,
+        contract.META_FORMAT_VERSION: str(contract.FORMAT_VERSION),
+        contract.META_ARCH: spec.arch.value,
+        contract.META_WEIGHTS: weights.source,
+        contract.META_WEIGHTS_SHA256: weights.sha256(),
+        contract.META_POOLING: spec.pooling.value,
+        contract.META_CONTENT_LAYERS: ",".join(spec.content_layers),
+        contract.META_STYLE_LAYERS: ",".join(spec.style_layers),
+        contract.META_PREPROCESSING: json.dumps(weights.preprocessing.as_dict()),
+        contract.META_TORCH_VERSION: torch.__version__,
+        contract.META_ONNX_VERSION: onnx.__version__,
+        contract.META_GRADIENT_GRAPH: GRADIENT_GRAPH,
     }
     del model.metadata_props[:]
     for key, value in meta.items():
@@ -116,7 +116,7 @@ def describe(model: onnx.ModelProto, spec: ExportSpec, weights: Weights) -> None
     model.producer_name = "nst-ort"
     model.doc_string = (
         "Gatys et al. (2015) style-transfer loss on a VGG feature stack. Input 'image' is "
-        "RGB in [0, 1], NCHW, batch 1; targets and weights are inputs; see nst_ort/names.py. "
+        "RGB in [0, 1], NCHW, batch 1; targets and weights are inputs; see nst_ort/contract.py. "
         "Output 'image.grad' is dL/dimage, its backward pass made of forward operators."
     )
 
@@ -148,7 +148,7 @@ def validate(model: onnx.ModelProto, module: StyleTransferGradient) -> float:
     for seed, (height, width) in enumerate(VALIDATION_SIZES):
         inputs = example_inputs(module, height, width, seed=seed)
         desired, activations, autograd = module.reference(*inputs)
-        desired[names.IMAGE_GRAD] = autograd
+        desired[contract.IMAGE_GRAD] = autograd
         feeds = {n: t.numpy() for n, t in zip(module.input_names(), inputs, strict=True)}
         actual = dict(zip(forward_names, sessions[0].run(forward_names, feeds), strict=True))
         feeds.update({activation_inputs[layer]: activations[layer].numpy() for layer in activation_inputs})

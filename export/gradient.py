@@ -7,7 +7,7 @@ spreads (average) or routes (max) the gradient back over each 2x2 window. No ope
 gradient kernel, so any ONNX Runtime build (onnxruntime, onnxruntime-gpu, the training build)
 and any execution provider runs the graph, at any image size.
 
-The graph also outputs the tensors where the runtime cuts it (see nst_ort/names.py): each loss
+The graph also outputs the tensors where the runtime cuts it (see nst_ort/contract.py): each loss
 term's share of the gradient at its layer, and the gradient arriving at each loss layer from the
 deeper ones. Treating such a tensor as zero drops that term, or everything deeper, from the
 graph (nst_ort/graphs.py: gradient_graph).
@@ -23,10 +23,10 @@ from onnx import helper, numpy_helper
 from onnx.utils import Extractor
 
 from export.losses import StyleTransferLoss
-from nst_ort import names
-from nst_ort.names import Pooling
+from nst_ort import contract
+from nst_ort.contract import Pooling
 
-GRADIENT_GRAPH = "1"  # the metadata value (names.META_GRADIENT_GRAPH) of an export that has one
+GRADIENT_GRAPH = "1"  # the metadata value (contract.META_GRADIENT_GRAPH) of an export that has one
 
 
 def conv_input_grad(grad: torch.Tensor, flipped_kernel: torch.Tensor) -> torch.Tensor:
@@ -164,22 +164,22 @@ class StyleTransferGradient(StyleTransferLoss):
     def output_names(self) -> list[str]:
         return (
             super().output_names()
-            + [names.IMAGE_GRAD, names.NETWORK_GRAD]
-            + [names.content_grad(layer) for layer in self.content_layers]
-            + [names.style_grad(layer) for layer in self.style_layers]
-            + [names.deeper_grad(layer) for layer in self.loss_layers]
+            + [contract.IMAGE_GRAD, contract.NETWORK_GRAD]
+            + [contract.content_grad(layer) for layer in self.content_layers]
+            + [contract.style_grad(layer) for layer in self.style_layers]
+            + [contract.deeper_grad(layer) for layer in self.loss_layers]
         )
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
         axes = super().dynamic_axes()
-        axes[names.IMAGE_GRAD] = axes[names.NETWORK_GRAD] = axes[names.IMAGE]
+        axes[contract.IMAGE_GRAD] = axes[contract.NETWORK_GRAD] = axes[contract.IMAGE]
         for layer in self.loss_layers:
             sides = {2: f"{layer}_height", 3: f"{layer}_width"}
-            axes[names.deeper_grad(layer)] = sides
+            axes[contract.deeper_grad(layer)] = sides
             if layer in self.content_layers:
-                axes[names.content_grad(layer)] = sides
+                axes[contract.content_grad(layer)] = sides
             if layer in self.style_layers:
-                axes[names.style_grad(layer)] = sides
+                axes[contract.style_grad(layer)] = sides
         return axes
 
     def forward(self, image: torch.Tensor, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -204,7 +204,7 @@ class StyleTransferGradient(StyleTransferLoss):
             )
         }
         style_grads = {
-            layer: style_term_grad(feats[layer], grams[names.style_gram(layer)], target, beta * weight)
+            layer: style_term_grad(feats[layer], grams[contract.style_gram(layer)], target, beta * weight)
             for layer, target, weight in zip(self.style_layers, style_targets, style_weights, strict=True)
         }
         deeper: dict[str, torch.Tensor] = {}

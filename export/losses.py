@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from export.network import VGGFeatures
-from nst_ort import names
+from nst_ort import contract
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -54,29 +54,29 @@ class StyleTransferLoss(nn.Module):
 
     def input_names(self) -> list[str]:
         return (
-            [names.IMAGE]
-            + [names.content_target(layer) for layer in self.content_layers]
-            + [names.style_target(layer) for layer in self.style_layers]
-            + [names.ALPHA, names.BETA, names.GAMMA]
-            + [names.content_weight(layer) for layer in self.content_layers]
-            + [names.style_weight(layer) for layer in self.style_layers]
+            [contract.IMAGE]
+            + [contract.content_target(layer) for layer in self.content_layers]
+            + [contract.style_target(layer) for layer in self.style_layers]
+            + [contract.ALPHA, contract.BETA, contract.GAMMA]
+            + [contract.content_weight(layer) for layer in self.content_layers]
+            + [contract.style_weight(layer) for layer in self.style_layers]
         )
 
     def output_names(self) -> list[str]:
         return (
-            [names.LOSS, names.LOSS_CONTENT, names.LOSS_STYLE, names.LOSS_TV]
-            + [names.content_loss(layer) for layer in self.content_layers]
-            + [names.style_loss(layer) for layer in self.style_layers]
-            + [names.content_features(layer) for layer in self.content_layers]
-            + [names.style_gram(layer) for layer in self.style_layers]
+            list(contract.TERMS)
+            + [contract.content_loss(layer) for layer in self.content_layers]
+            + [contract.style_loss(layer) for layer in self.style_layers]
+            + [contract.content_features(layer) for layer in self.content_layers]
+            + [contract.style_gram(layer) for layer in self.style_layers]
         )
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
         """The image's height and width, and the feature maps' that follow from them."""
-        axes = {names.IMAGE: {2: "height", 3: "width"}}
+        axes = {contract.IMAGE: {2: "height", 3: "width"}}
         for layer in self.content_layers:
-            axes[names.content_target(layer)] = {2: f"{layer}_height", 3: f"{layer}_width"}
-            axes[names.content_features(layer)] = {2: f"{layer}_height", 3: f"{layer}_width"}
+            axes[contract.content_target(layer)] = {2: f"{layer}_height", 3: f"{layer}_width"}
+            axes[contract.content_features(layer)] = {2: f"{layer}_height", 3: f"{layer}_width"}
         return axes
 
     def split_inputs(self, args: tuple[torch.Tensor, ...]):

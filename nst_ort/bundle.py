@@ -25,7 +25,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from nst_ort import artifacts as artifact_cache
-from nst_ort import names
+from nst_ort import contract
 from nst_ort.api import ImageLike, as_image, normalized_blend
 from nst_ort.bundle_driver import FORMAT, MANIFEST, VERSION, training_api
 from nst_ort.config import Backend, InitKind, StylizeConfig
@@ -101,7 +101,7 @@ def write_checkpoint(
     # copying into them needs the live Module.
     module = api.Module(str(entry.training_model), state, device="cpu", session_options=session_options())
     parameters = state.parameters
-    missing = set(entry.frozen) | {names.IMAGE}
+    missing = set(entry.frozen) | {contract.IMAGE}
     missing -= set(values)
     if missing:
         raise ValueError(f"no values for parameters {sorted(missing)}")
@@ -172,7 +172,7 @@ def make_bundle(
         os.chmod(tmp, 0o777 & ~umask)
         shutil.copyfile(entry.training_model, tmp / FILES["training_model"])
         optimizer = fix_learning_rate(entry.optimizer_model, tmp / FILES["optimizer_model"], config.lr)
-        values = {**targets.values, **weight_values(spec), names.IMAGE: to_nchw(init)}
+        values = {**targets.values, **weight_values(spec), contract.IMAGE: to_nchw(init)}
         session_io = write_checkpoint(entry, values, tmp / FILES["checkpoint"])
         save_image(tmp / FILES["initial_image"], init)
         manifest = _manifest(engine, config, entry, optimizer, session_io, (height, width))
@@ -208,7 +208,7 @@ def _manifest(
         "version": VERSION,
         "files": FILES,
         "image": {
-            "name": names.IMAGE,
+            "name": contract.IMAGE,
             "shape": [1, 3, *size],
             "dtype": "float32",
             "layout": "NCHW",
@@ -217,13 +217,13 @@ def _manifest(
             # The VGG preprocessing is inside the graph: drivers feed plain RGB in [0, 1].
             "preprocessing_in_graph": engine.info.preprocessing,
         },
-        "parameters": {"trainable": [names.IMAGE], "frozen": sorted(entry.frozen)},
+        "parameters": {"trainable": [contract.IMAGE], "frozen": sorted(entry.frozen)},
         "training_model": {
             # What a training session reports: the image and the frozen parameters come from
             # the checkpoint, so a train step takes no inputs. loss_graph makes every output a scalar.
             "inputs": inputs,
             "outputs": [{"name": name, "shape": [], "dtype": "float32"} for name in outputs],
-            "loss": names.LOSS,
+            "loss": contract.LOSS,
         },
         "optimizer": {**optimizer, "iterations": config.iterations, "clip": [0.0, 1.0]},
         "loop": [

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from nst_ort import errors, names, paths
+from nst_ort import contract, errors, layerspec, paths
 from nst_ort.config import Backend, Device, InitKind, LossSpec, Optimizer, PreserveColors, StylizeConfig
 from nst_ort.errors import NstError
 
@@ -78,7 +78,7 @@ def export_command(
             help="Where to write the model (default: the user cache's default model)",
         ),
     ] = None,
-    arch: Annotated[names.Arch, typer.Option(help="VGG variant.")] = names.Arch.VGG16,
+    arch: Annotated[contract.Arch, typer.Option(help="VGG variant.")] = contract.Arch.VGG16,
     weights: Annotated[
         str,
         typer.Option(
@@ -86,14 +86,14 @@ def export_command(
         ),
     ] = "vgg16-hed",
     pooling: Annotated[
-        names.Pooling, typer.Option(help="avg (the paper's choice) or max.")
-    ] = names.Pooling.AVG,
+        contract.Pooling, typer.Option(help="avg (the paper's choice) or max.")
+    ] = contract.Pooling.AVG,
     content_layers: Annotated[
         str, typer.Option(help="Layers available for content losses, comma-separated, or 'all'.")
-    ] = ",".join(names.EXPORT_CONTENT_LAYERS),
+    ] = ",".join(contract.EXPORT_CONTENT_LAYERS),
     style_layers: Annotated[
         str, typer.Option(help="Layers available for style losses, comma-separated, or 'all'.")
-    ] = ",".join(names.EXPORT_STYLE_LAYERS),
+    ] = ",".join(contract.EXPORT_STYLE_LAYERS),
     seed: Annotated[int, typer.Option(help="Seed for --weights random.")] = 0,
 ) -> None:
     """Export the VGG loss graph (features, Grams, loss terms) to one ONNX file."""
@@ -104,12 +104,12 @@ def export_command(
         if exc.name and exc.name.split(".")[0] in ("torch", "h5py"):
             raise NstError("nst-ort export needs torch: pip install 'nst-ort[export]'") from None
         raise
-    available = names.loss_layers(arch)
+    available = contract.loss_layers(arch)
     spec = ExportSpec(
         arch=arch,
         pooling=pooling,
-        content_layers=tuple(_layers(content_layers, available, "content")),
-        style_layers=tuple(_layers(style_layers, available, "style")),
+        content_layers=tuple(layerspec.layer_list(content_layers, available, "content")),
+        style_layers=tuple(layerspec.layer_list(style_layers, available, "style")),
     )
     path = output or paths.default_model_path()
     if not path.parent.is_dir():
@@ -137,7 +137,7 @@ def loss_from_options(
     tv_weight: float,
 ) -> LossSpec:
     """The LossSpec that the loss options of `stylize` (and `bundle`) ask for, checked against the model."""
-    style_spec = style_layers or ",".join(f"{layer}:0.2" for layer in names.DEFAULT_STYLE_LAYERS)
+    style_spec = style_layers or ",".join(f"{layer}:0.2" for layer in contract.DEFAULT_STYLE_LAYERS)
     return LossSpec(
         content_layers=_layers(content_layers, engine.model_info.content_layers, "content"),
         style_layers=_layers(style_spec, engine.model_info.style_layers, "style"),
@@ -148,10 +148,7 @@ def loss_from_options(
 
 
 def _layers(spec: str, available, what: str) -> dict[str, float]:
-    try:
-        return names.parse_layers(spec, available, what)
-    except ValueError as exc:
-        raise NstError(str(exc)) from None
+    return layerspec.weighted_layers(spec, available, what)
 
 
 @app.command("info")
@@ -190,21 +187,11 @@ def info_command(
 
 
 def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise NstError(f"{what}: expected comma-separated numbers, got '{text}'") from None
+    return None if text is None else layerspec.numbers(text, what)
 
 
 def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise NstError(f"{what}: expected comma-separated whole numbers, got '{text}'") from None
+    return None if text is None else layerspec.whole_numbers(text, what)
 
 
 def _init(text: str) -> InitKind | Path:
@@ -297,7 +284,7 @@ class ProgressView:
         self.progress.update(
             self.task,
             completed=done,
-            loss=f"{record.terms.get(names.LOSS, float('nan')):.4g}",
+            loss=f"{record.terms.get(contract.LOSS, float('nan')):.4g}",
             rate=f"{rate:.2f}",
         )
         if self.save_every and record.step % self.save_every == 0:
@@ -325,7 +312,7 @@ def stylize_command(
     content_weight: ContentWeightOption = 1.0,
     style_weight: StyleWeightOption = 1e4,
     tv_weight: TvWeightOption = 0.0,
-    content_layers: ContentLayersOption = ",".join(names.DEFAULT_CONTENT_LAYERS),
+    content_layers: ContentLayersOption = ",".join(contract.DEFAULT_CONTENT_LAYERS),
     style_layers: StyleLayersOption = None,
     style_blend: StyleBlendOption = None,
     style_scale: StyleScaleOption = 1.0,
@@ -443,9 +430,10 @@ def finish_run(result, output: Path, report: Path | None, quiet: bool, previous:
     final = data.get("final", {})
     summary = (
         f"{result.status}: {output} in {data['total_seconds']:.1f} s, {data['evaluations']} "
-        f"evaluations; loss {final.get(names.LOSS, float('nan')):.4g} (content "
-        f"{final.get(names.LOSS_CONTENT, float('nan')):.4g}, style "
-        f"{final.get(names.LOSS_STYLE, float('nan')):.4g}, tv {final.get(names.LOSS_TV, float('nan')):.4g})"
+        f"evaluations; loss {final.get(contract.LOSS, float('nan')):.4g} (content "
+        f"{final.get(contract.LOSS_CONTENT, float('nan')):.4g}, style "
+        f"{final.get(contract.LOSS_STYLE, float('nan')):.4g}, "
+        f"tv {final.get(contract.LOSS_TV, float('nan')):.4g})"
     )
     if result.status == "nonfinite":
         raise NstError(f"stopped: {result.message}; last good image saved to {output}", errors.FAILURE)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from nst_ort import errors, names
+from nst_ort import contract, errors
 from nst_ort.cli import (
     ContentLayersOption,
     ContentWeightOption,
@@ -56,7 +56,7 @@ def bundle_command(
     content_weight: ContentWeightOption = 1.0,
     style_weight: StyleWeightOption = 1e4,
     tv_weight: TvWeightOption = 0.0,
-    content_layers: ContentLayersOption = ",".join(names.DEFAULT_CONTENT_LAYERS),
+    content_layers: ContentLayersOption = ",".join(contract.DEFAULT_CONTENT_LAYERS),
     style_layers: StyleLayersOption = None,
     style_blend: StyleBlendOption = None,
     style_scale: StyleScaleOption = 1.0,
@@ -131,6 +131,6 @@ def run_bundle_command(
         final = result.losses[-1] if result.losses else {}
         out.print(
             f"{result.status}: {output} in {time.perf_counter() - start:.1f} s, {len(result.losses)} steps; "
-            f"loss {final.get(names.LOSS, float('nan')):.4g}",
+            f"loss {final.get(contract.LOSS, float('nan')):.4g}",
             highlight=False,
         )

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from nst_ort import errors, names
+from nst_ort import contract, errors
 from nst_ort.cli import (
     ProgressView,
     _check_output,
@@ -62,7 +62,8 @@ def _reconstruct(
     quiet: bool,
 ) -> None:
     from nst_ort.engine import Engine
-    from nst_ort.studies import ReconstructKind, layer_list, reconstruct, reconstruction_loss
+    from nst_ort.layerspec import layer_list
+    from nst_ort.studies import ReconstructKind, reconstruct, reconstruction_loss
 
     kind = ReconstructKind(kind)
     _check_output(output, [image])
@@ -70,11 +71,11 @@ def _reconstruct(
         _check_output_file(report, [image, output])
     engine = Engine(model, device.value, threads)
     if kind is ReconstructKind.CONTENT:
-        chosen = layer_list(layers, engine.model_info.content_layers, "--layer")
+        chosen = layer_list(layers, engine.model_info.content_layers, "content")
         if len(chosen) != 1:
             raise NstError(f"--layer: one content layer, not {len(chosen)}")
     else:
-        chosen = layer_list(layers, engine.model_info.style_layers, "--layers")
+        chosen = layer_list(layers, engine.model_info.style_layers, "style")
     config = StylizeConfig(
         model=model,
         size=size,
@@ -104,7 +105,7 @@ def reconstruct_content(
     output: OutputOption,
     layer: Annotated[
         str, typer.Option(help="The content layer; the model's are listed by `nst-ort info`.")
-    ] = names.DEFAULT_CONTENT_LAYERS[0],
+    ] = contract.DEFAULT_CONTENT_LAYERS[0],
     model: ModelOption = None,
     size: Annotated[int, typer.Option(min=16, help="Longest side of the output, px.")] = 512,
     iterations: Annotated[int, typer.Option(min=1, help="L-BFGS iterations or Adam steps.")] = 500,
@@ -145,7 +146,7 @@ def reconstruct_style(
     output: OutputOption,
     layers: Annotated[
         str, typer.Option(help="Style layers, e.g. relu1_1,relu2_1 or relu1_1..relu3_1; equal weights.")
-    ] = ",".join(names.DEFAULT_STYLE_LAYERS),
+    ] = ",".join(contract.DEFAULT_STYLE_LAYERS),
     model: ModelOption = None,
     size: Annotated[int, typer.Option(min=16, help="Longest side of the output, px.")] = 512,
     iterations: Annotated[int, typer.Option(min=1, help="L-BFGS iterations or Adam steps.")] = 500,
@@ -325,7 +326,7 @@ def sweep_command(
         if not quiet:
             progress.console.print(
                 f"{label(cell)}: {record['status']} in {record['seconds']:.1f} s, "
-                f"{record['evaluations']} evaluations, loss {record[names.LOSS]:.4g}",
+                f"{record['evaluations']} evaluations, loss {record[contract.LOSS]:.4g}",
                 highlight=False,
             )
 

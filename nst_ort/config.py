@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 
-from nst_ort import names
+from nst_ort import contract
 
 
 class Optimizer(str, Enum):
@@ -46,11 +46,11 @@ class LossSpec:
     """Which layers enter the loss, with what weights: α L_content + β L_style + γ TV."""
 
     content_layers: dict[str, float] = field(
-        default_factory=lambda: {layer: 1.0 for layer in names.DEFAULT_CONTENT_LAYERS}
+        default_factory=lambda: {layer: 1.0 for layer in contract.DEFAULT_CONTENT_LAYERS}
     )
     # Equal weights over the five layers, as in the paper's Figure 2 (w_l = 1/5).
     style_layers: dict[str, float] = field(
-        default_factory=lambda: {layer: 0.2 for layer in names.DEFAULT_STYLE_LAYERS}
+        default_factory=lambda: {layer: 0.2 for layer in contract.DEFAULT_STYLE_LAYERS}
     )
     # α/β = 1e-4, the strong-style end of the paper's range for its Figure 2 (1e-3 … 1e-4), chosen
     # by eye on tubingen + starry_night with the default model (HED's VGG-16, Caffe's 0–255

@@ -12,11 +12,10 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from nst_ort import names
+from nst_ort import contract
 from nst_ort.config import LossSpec
 from nst_ort.graphs import gradient_graph
 from nst_ort.runtime import providers, require_ort, session_options
-from nst_ort.training import TERMS
 
 # torch.optim.Adam's defaults, as the training backend's optimizer uses them (artifacts.py).
 ADAM_BETAS = (0.9, 0.999)
@@ -41,7 +40,7 @@ class GraphBackend:
 
     def __init__(self, session: GradientSession, frozen: dict[str, np.ndarray], shape: tuple[int, ...]):
         ort = require_ort()
-        missing = set(session.inputs) - set(frozen) - {names.IMAGE}
+        missing = set(session.inputs) - set(frozen) - {contract.IMAGE}
         if missing:
             raise ValueError(f"no values for graph inputs {sorted(missing)}")
         self.shape = tuple(shape)
@@ -52,11 +51,11 @@ class GraphBackend:
             # np.array, not np.ascontiguousarray: that makes the scalar weights 1-D.
             name: ort.OrtValue.ortvalue_from_numpy(np.array(frozen[name], np.float32), session.device, 0)
             for name in session.inputs
-            if name != names.IMAGE
+            if name != contract.IMAGE
         }
         for name, value in self._values.items():
             self._binding.bind_ortvalue_input(name, value)
-        for name in (*TERMS, names.IMAGE_GRAD):
+        for name in (*contract.TERMS, contract.IMAGE_GRAD):
             self._binding.bind_output(name, session.device)
         self._image = np.zeros(self.shape, np.float32)
         self._adam: tuple[np.ndarray, np.ndarray, int] | None = None
@@ -64,10 +63,10 @@ class GraphBackend:
     def value_and_grad(self, image: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
         """Loss terms and dL/dimage at `image` (NCHW, float32). The gradient is a fresh array."""
         image = np.ascontiguousarray(image, np.float32).reshape(self.shape)
-        self._binding.bind_cpu_input(names.IMAGE, image)  # copied to the device, if any
+        self._binding.bind_cpu_input(contract.IMAGE, image)  # copied to the device, if any
         self._session.run_with_iobinding(self._binding)
         *terms, grad = self._binding.copy_outputs_to_cpu()
-        return {name: float(value) for name, value in zip(TERMS, terms, strict=True)}, grad
+        return {name: float(value) for name, value in zip(contract.TERMS, terms, strict=True)}, grad
 
     def set_image(self, image: np.ndarray) -> None:
         self._image = np.array(image, np.float32).reshape(self.shape)

@@ -11,39 +11,39 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from onnx.utils import Extractor
 
-from nst_ort import names
+from nst_ort import contract
 from nst_ort.config import LossSpec
 
 
 def targets_graph(model: onnx.ModelProto, spec: LossSpec) -> onnx.ModelProto:
     """image -> content features and style Grams of the layers in use."""
-    outputs = [names.content_features(layer) for layer in spec.content_layers] + [
-        names.style_gram(layer) for layer in spec.style_layers
+    outputs = [contract.content_features(layer) for layer in spec.content_layers] + [
+        contract.style_gram(layer) for layer in spec.style_layers
     ]
-    return Extractor(model).extract_model([names.IMAGE], outputs)
+    return Extractor(model).extract_model([contract.IMAGE], outputs)
 
 
 def target_shapes(spec: LossSpec, height: int, width: int) -> dict[str, tuple[int, ...]]:
     """Shapes of the target inputs for an output of height x width."""
     shapes: dict[str, tuple[int, ...]] = {}
     for layer in spec.content_layers:
-        k = names.layer_downsampling(layer)
-        shapes[names.content_target(layer)] = (1, names.layer_channels(layer), height // k, width // k)
+        k = contract.layer_downsampling(layer)
+        shapes[contract.content_target(layer)] = (1, contract.layer_channels(layer), height // k, width // k)
     for layer in spec.style_layers:
-        c = names.layer_channels(layer)
-        shapes[names.style_target(layer)] = (c, c)
+        c = contract.layer_channels(layer)
+        shapes[contract.style_target(layer)] = (c, c)
     return shapes
 
 
 def weight_values(spec: LossSpec) -> dict[str, np.ndarray]:
     """The scalar weights α, β, γ and w_l as the graph's inputs want them."""
     values = {
-        names.ALPHA: spec.content_weight,
-        names.BETA: spec.style_weight,
-        names.GAMMA: spec.tv_weight,
+        contract.ALPHA: spec.content_weight,
+        contract.BETA: spec.style_weight,
+        contract.GAMMA: spec.tv_weight,
     }
-    values.update({names.content_weight(k): w for k, w in spec.content_layers.items()})
-    values.update({names.style_weight(k): w for k, w in spec.style_layers.items()})
+    values.update({contract.content_weight(k): w for k, w in spec.content_layers.items()})
+    values.update({contract.style_weight(k): w for k, w in spec.style_layers.items()})
     return {k: np.asarray(v, np.float32) for k, v in values.items()}
 
 
@@ -74,34 +74,39 @@ def _terms_graph(
     """
     weights = list(weight_values(spec))
     targets = list(target_shapes(spec, 1, 1))
-    content_terms = [names.content_loss(layer) for layer in spec.content_layers]
-    style_terms = [names.style_loss(layer) for layer in spec.style_layers]
+    content_terms = [contract.content_loss(layer) for layer in spec.content_layers]
+    style_terms = [contract.style_loss(layer) for layer in spec.style_layers]
     sub = Extractor(model).extract_model(
-        [names.IMAGE, *targets, *weights, *cut], [*content_terms, *style_terms, names.LOSS_TV, *extra_outputs]
+        [contract.IMAGE, *targets, *weights, *cut],
+        [*content_terms, *style_terms, contract.LOSS_TV, *extra_outputs],
     )
     # Extractor keeps only inputs that reach the outputs; all of these do (but cut ones, which
     # the caller removes).
     nodes: list = []
     _weighted_sum(
         nodes,
-        list(zip([names.content_weight(layer) for layer in spec.content_layers], content_terms, strict=True)),
-        names.LOSS_CONTENT,
+        [(contract.content_weight(layer), contract.content_loss(layer)) for layer in spec.content_layers],
+        contract.LOSS_CONTENT,
     )
     _weighted_sum(
         nodes,
-        list(zip([names.style_weight(layer) for layer in spec.style_layers], style_terms, strict=True)),
-        names.LOSS_STYLE,
+        [(contract.style_weight(layer), contract.style_loss(layer)) for layer in spec.style_layers],
+        contract.LOSS_STYLE,
     )
     _weighted_sum(
         nodes,
-        [(names.ALPHA, names.LOSS_CONTENT), (names.BETA, names.LOSS_STYLE), (names.GAMMA, names.LOSS_TV)],
-        names.LOSS,
+        [
+            (contract.ALPHA, contract.LOSS_CONTENT),
+            (contract.BETA, contract.LOSS_STYLE),
+            (contract.GAMMA, contract.LOSS_TV),
+        ],
+        contract.LOSS,
     )
     graph = sub.graph
     graph.node.extend(nodes)
     kept = [o for o in graph.output if o.name in extra_outputs]
     del graph.output[:]
-    for name in (names.LOSS, names.LOSS_CONTENT, names.LOSS_STYLE, names.LOSS_TV):
+    for name in contract.TERMS:
         graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, []))
     graph.output.extend(kept)
     return sub
@@ -154,20 +159,20 @@ def gradient_graph(model: onnx.ModelProto, spec: LossSpec) -> onnx.ModelProto:
     nothing. Zero weights would give the same numbers but keep all of that work.
     """
     meta = {prop.key: prop.value for prop in model.metadata_props}
-    arch = names.Arch(meta[names.META_ARCH])
+    arch = contract.Arch(meta[contract.META_ARCH])
     layers = [*spec.content_layers, *spec.style_layers]
-    cut = [names.deeper_grad(names.deepest(arch, layers))] if layers else [names.NETWORK_GRAD]
+    cut = [contract.deeper_grad(contract.deepest(arch, layers))] if layers else [contract.NETWORK_GRAD]
     cut += [
-        names.content_grad(layer)
-        for layer in meta[names.META_CONTENT_LAYERS].split(",")
+        contract.content_grad(layer)
+        for layer in meta[contract.META_CONTENT_LAYERS].split(",")
         if layer not in spec.content_layers
     ]
     cut += [
-        names.style_grad(layer)
-        for layer in meta[names.META_STYLE_LAYERS].split(",")
+        contract.style_grad(layer)
+        for layer in meta[contract.META_STYLE_LAYERS].split(",")
         if layer not in spec.style_layers
     ]
-    sub = _terms_graph(model, spec, cut, [names.IMAGE_GRAD])
+    sub = _terms_graph(model, spec, cut, [contract.IMAGE_GRAD])
     _drop_zero_terms(sub.graph, cut)
     return sub
 
@@ -183,11 +188,11 @@ def training_graph(
     per run: on CUDA they stay on the device). Returns the model and the frozen names.
     """
     sub = loss_graph(model, spec)
-    shapes = {names.IMAGE: (1, 3, height, width), **target_shapes(spec, height, width)}
+    shapes = {contract.IMAGE: (1, 3, height, width), **target_shapes(spec, height, width)}
     values = {name: np.zeros(shape, np.float32) for name, shape in shapes.items()}
     values.update(weight_values(spec))
     graph = sub.graph
-    frozen = [name for name in values if name != names.IMAGE]
+    frozen = [name for name in values if name != contract.IMAGE]
     del graph.input[:]
     graph.initializer.extend(numpy_helper.from_array(v, name) for name, v in values.items())
     # Shapes inside were inferred for dynamic sizes; let the gradient builder infer them anew.

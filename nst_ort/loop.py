@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 from scipy.optimize import Bounds, minimize
 
-from nst_ort import names
+from nst_ort import contract
 
 try:
     from threadpoolctl import threadpool_limits
@@ -56,7 +56,7 @@ class NonFinite(Exception):
 
 
 def _check_finite(terms: dict[str, float], grad: np.ndarray) -> None:
-    for name in (names.LOSS_CONTENT, names.LOSS_STYLE, names.LOSS_TV, names.LOSS):
+    for name in (*contract.TERMS[1:], contract.LOSS):
         if not math.isfinite(terms.get(name, 0.0)):
             raise NonFinite(f"the {name} term became {terms[name]}")
     if not np.all(np.isfinite(grad)):
@@ -96,7 +96,7 @@ def run_lbfgs(
         result.evaluations += 1
         _check_finite(terms, grad)
         last["terms"], last["x"] = terms, image
-        return terms[names.LOSS], grad.ravel().astype(np.float64)
+        return terms[contract.LOSS], grad.ravel().astype(np.float64)
 
     def on_iteration(intermediate_result) -> None:  # scipy passes x by this parameter name
         image = np.asarray(intermediate_result.x, np.float32).reshape(objective.shape)
@@ -167,11 +167,7 @@ def run_adam(
             terms = objective.adam_step(lr)
             result.evaluations += 1
             if not all(math.isfinite(v) for v in terms.values()):
-                bad = next(
-                    k
-                    for k in (names.LOSS_CONTENT, names.LOSS_STYLE, names.LOSS_TV, names.LOSS)
-                    if not math.isfinite(terms[k])
-                )
+                bad = next(k for k in (*contract.TERMS[1:], contract.LOSS) if not math.isfinite(terms[k]))
                 raise NonFinite(f"the {bad} term became {terms[bad]}")
             objective.clip_image()
             image = objective.get_image()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 
-from nst_ort import names
+from nst_ort import contract
 from nst_ort.config import LossSpec
 from nst_ort.errors import NstError
 from nst_ort.model import ModelInfo
@@ -22,11 +22,11 @@ BASE_BYTES = 200 << 20  # Python, numpy, onnx and ONNX Runtime themselves
 SIZE_STEP = 16  # suggested sizes are multiples of the deepest pooling factor
 
 
-def activation_floats_per_pixel(arch: names.Arch, deepest: str) -> float:
+def activation_floats_per_pixel(arch: contract.Arch, deepest: str) -> float:
     """Floats of every layer output up to `deepest`, per pixel of the input image."""
     total = 0.0
-    for layer in names.layer_sequence(arch):
-        total += names.layer_channels(layer) / names.layer_downsampling(layer) ** 2
+    for layer in contract.layer_sequence(arch):
+        total += contract.layer_channels(layer) / contract.layer_downsampling(layer) ** 2
         if layer == deepest:
             break
     return total
@@ -36,7 +36,7 @@ def bytes_per_pixel(info: ModelInfo, spec: LossSpec) -> float:
     layers = list(spec.content_layers) + list(spec.style_layers)
     if not layers:  # TV alone: the image and its gradient
         return 4 * 3 * ACTIVATION_FACTOR
-    deepest = names.deepest(info.arch, layers)
+    deepest = contract.deepest(info.arch, layers)
     return 4 * activation_floats_per_pixel(info.arch, deepest) * ACTIVATION_FACTOR
 
 

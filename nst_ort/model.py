@@ -10,7 +10,7 @@ from pathlib import Path
 import onnx
 from google.protobuf.message import DecodeError
 
-from nst_ort import names
+from nst_ort import contract
 from nst_ort.errors import NstError
 
 
@@ -20,8 +20,8 @@ class ModelInfo:
     sha256: str
     size_bytes: int
     format_version: int
-    arch: names.Arch
-    pooling: names.Pooling
+    arch: contract.Arch
+    pooling: contract.Pooling
     weights: str
     weights_sha256: str
     content_layers: tuple[str, ...]
@@ -70,13 +70,13 @@ def load_model(path: Path) -> tuple[onnx.ModelProto, ModelInfo]:
     except (DecodeError, ValueError, RuntimeError, OSError):
         raise NstError(f"{path}: not an ONNX model") from None
     meta = {p.key: p.value for p in model.metadata_props}
-    if names.META_FORMAT_VERSION not in meta:
+    if contract.META_FORMAT_VERSION not in meta:
         raise NstError(f"{path}: an ONNX model, but not one written by `nst-ort export`")
-    version = meta[names.META_FORMAT_VERSION]
-    if version != str(names.FORMAT_VERSION):
+    version = meta[contract.META_FORMAT_VERSION]
+    if version != str(contract.FORMAT_VERSION):
         raise NstError(
             f"{path}: model format version {version}, this nst-ort reads version "
-            f"{names.FORMAT_VERSION}; export it again with this version"
+            f"{contract.FORMAT_VERSION}; export it again with this version"
         )
     try:
         info = ModelInfo(
@@ -84,16 +84,16 @@ def load_model(path: Path) -> tuple[onnx.ModelProto, ModelInfo]:
             sha256=sha256_file(path),
             size_bytes=path.stat().st_size,
             format_version=int(version),
-            arch=names.Arch(meta[names.META_ARCH]),
-            pooling=names.Pooling(meta[names.META_POOLING]),
-            weights=meta[names.META_WEIGHTS],
-            weights_sha256=meta[names.META_WEIGHTS_SHA256],
-            content_layers=tuple(meta[names.META_CONTENT_LAYERS].split(",")),
-            style_layers=tuple(meta[names.META_STYLE_LAYERS].split(",")),
-            preprocessing=json.loads(meta[names.META_PREPROCESSING]),
-            torch_version=meta.get(names.META_TORCH_VERSION, ""),
-            onnx_version=meta.get(names.META_ONNX_VERSION, ""),
-            has_gradient_graph=names.META_GRADIENT_GRAPH in meta,
+            arch=contract.Arch(meta[contract.META_ARCH]),
+            pooling=contract.Pooling(meta[contract.META_POOLING]),
+            weights=meta[contract.META_WEIGHTS],
+            weights_sha256=meta[contract.META_WEIGHTS_SHA256],
+            content_layers=tuple(meta[contract.META_CONTENT_LAYERS].split(",")),
+            style_layers=tuple(meta[contract.META_STYLE_LAYERS].split(",")),
+            preprocessing=json.loads(meta[contract.META_PREPROCESSING]),
+            torch_version=meta.get(contract.META_TORCH_VERSION, ""),
+            onnx_version=meta.get(contract.META_ONNX_VERSION, ""),
+            has_gradient_graph=contract.META_GRADIENT_GRAPH in meta,
         )
     except (KeyError, ValueError) as exc:
         raise NstError(f"{path}: damaged nst-ort metadata ({exc})") from None

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nst_ort import names
+from nst_ort import contract, layerspec
 from nst_ort.api import StylizeResult, as_image, stylize
 from nst_ort.config import InitKind, LossSpec, StylizeConfig
 from nst_ort.engine import Engine
@@ -126,64 +126,16 @@ class Axis:
         return AXIS_TITLES[self.kind]
 
 
-def _layer_range(item: str, available: tuple[str, ...], option: str) -> list[str]:
-    """`relu1_1..relu3_1` -> the available layers from one to the other; `relu2_1` -> itself."""
-    first, dots, last = item.partition("..")
-    for layer in (first, last) if dots else (first,):
-        if layer not in available:
-            raise NstError(f"{option}: unknown layer '{layer}'; available: {', '.join(available)}")
-    if not dots:
-        return [first]
-    i, j = available.index(first), available.index(last)
-    if j < i:
-        raise NstError(f"{option}: range {item} runs backwards")
-    return list(available[i : j + 1])
-
-
-def layer_list(text: str, available: tuple[str, ...], option: str) -> list[str]:
-    """`relu1_1,relu2_1` or ranges such as `relu1_1..relu3_1`, checked against `available`."""
-    layers: list[str] = []
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        layers += _layer_range(item, available, option)
-    if not layers:
-        raise NstError(f"{option}: no layers given")
-    return list(dict.fromkeys(layers))
-
-
 def parse_content_layers(text: str, available: tuple[str, ...]) -> Axis:
     """`relu1_2,relu3_2` or `relu1_2..relu5_2`: one content layer per cell."""
-    layers = layer_list(text, available, "--content-layer")
+    layers = layerspec.layer_list(text, available, "content")
     return Axis(AxisKind.CONTENT_LAYER, tuple(layers), tuple(layers))
 
 
 def parse_style_layers(text: str, available: tuple[str, ...]) -> Axis:
-    """Style layer sets, one per cell.
-
-    - `relu1_1,relu2_1` (or the range `relu1_1..relu5_1`): one layer per cell;
-    - `relu1_1+relu2_1,relu3_1`: `+` joins layers into one cell's set;
-    - `cumulative:relu1_1..relu5_1`: relu1_1, then relu1_1 and relu2_1, … (the paper's Figure 3).
-    """
-    text = text.strip()
-    cumulative = text.startswith("cumulative:")
+    """Style layer sets, one per cell (layerspec.layer_sets: `+` sets, ranges, `cumulative:`)."""
+    sets, cumulative = layerspec.layer_sets(text, available, "style")
     if cumulative:
-        text = text.removeprefix("cumulative:")
-    items = [part.strip() for part in text.split(",") if part.strip()]
-    sets: list[tuple[str, ...]] = []
-    for item in items:
-        if "+" in item:
-            if cumulative:
-                raise NstError("--style-layers: cumulative: takes layers and ranges, not '+' sets")
-            group: list[str] = []
-            for part in item.split("+"):
-                group += _layer_range(part.strip(), available, "--style-layers")
-            sets.append(tuple(dict.fromkeys(group)))
-        else:
-            sets += [(layer,) for layer in _layer_range(item, available, "--style-layers")]
-    if not sets:
-        raise NstError("--style-layers: no layers given")
-    if cumulative:
-        flat = [s[0] for s in sets]
-        sets = [tuple(flat[: k + 1]) for k in range(len(flat))]
         labels = [s[0] if len(s) == 1 else f"{s[0]}..{s[-1]}" for s in sets]
     else:
         labels = ["+".join(s) for s in sets]
@@ -192,10 +144,7 @@ def parse_style_layers(text: str, available: tuple[str, ...]) -> Axis:
 
 def parse_numbers(kind: AxisKind, text: str) -> Axis:
     option = "--" + kind.value.replace("_", "-")
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise NstError(f"{option}: expected comma-separated numbers, got '{text}'") from None
+    values = layerspec.numbers(text, option)
     if not values:
         raise NstError(f"{option}: no values given")
     if any(not v > 0 for v in values):
@@ -309,7 +258,6 @@ def cells(sweep: Sweep, model_sha256: str) -> list[Cell]:
 # --- running -----------------------------------------------------------------------------------
 
 CELLS_DIR = "cells"
-TERMS = (names.LOSS, names.LOSS_CONTENT, names.LOSS_STYLE, names.LOSS_TV)
 CSV_FIELDS = (
     "row",
     "col",
@@ -324,10 +272,10 @@ CSV_FIELDS = (
     "size",
     "iterations",
     "status",
-    names.LOSS,
-    names.LOSS_CONTENT,
-    names.LOSS_STYLE,
-    names.LOSS_TV,
+    contract.LOSS,
+    contract.LOSS_CONTENT,
+    contract.LOSS_STYLE,
+    contract.LOSS_TV,
     "evaluations",
     "seconds",
     "image",
@@ -367,7 +315,7 @@ def cell_record(cell: Cell, result: StylizeResult, report: dict) -> dict:
         "size": cell.config.size,
         "iterations": cell.config.iterations,
         "status": result.status,
-        **{name: final.get(name) for name in TERMS},
+        **{name: final.get(name) for name in contract.TERMS},
         "evaluations": report["evaluations"],
         "seconds": report["total_seconds"],
         "image": f"{CELLS_DIR}/{cell.stem}.png",

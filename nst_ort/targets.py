@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from nst_ort import names
+from nst_ort import contract
 from nst_ort.config import LossSpec
 from nst_ort.graphs import targets_graph
 from nst_ort.imageio import fit_longest, resize, to_nchw
@@ -25,14 +25,14 @@ class TargetComputer:
         )
 
     def features(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        values = self._session.run(self._outputs, {names.IMAGE: to_nchw(image)})
+        values = self._session.run(self._outputs, {contract.IMAGE: to_nchw(image)})
         return dict(zip(self._outputs, values, strict=True))
 
     def content_targets(self, content: np.ndarray) -> dict[str, np.ndarray]:
         """P for each content layer, from the content image already at the output size."""
         feats = self.features(content)
         return {
-            names.content_target(layer): feats[names.content_features(layer)]
+            contract.content_target(layer): feats[contract.content_features(layer)]
             for layer in self.spec.content_layers
         }
 
@@ -56,7 +56,7 @@ class TargetComputer:
             h, w = fit_longest(*style.shape[:2], size)
             feats = self.features(resize(style, h, w))
             for layer in self.spec.style_layers:
-                key = names.style_target(layer)
-                gram = feats[names.style_gram(layer)] * np.float32(weight / total)
+                key = contract.style_target(layer)
+                gram = feats[contract.style_gram(layer)] * np.float32(weight / total)
                 result[key] = result[key] + gram if key in result else gram
         return result

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nst_ort import names
+from nst_ort import contract
 from nst_ort.artifacts import Artifacts
 from nst_ort.runtime import session_options, training_module
-
-TERMS = (names.LOSS, names.LOSS_CONTENT, names.LOSS_STYLE, names.LOSS_TV)
 
 
 class TrainingBackend:
@@ -37,26 +35,26 @@ class TrainingBackend:
         self._module.train()
         self._artifacts = artifacts
         self._optimizer = None
-        self.shape = tuple(self._params[names.IMAGE].data.shape)
+        self.shape = tuple(self._params[contract.IMAGE].data.shape)
 
     def _terms(self, outputs) -> dict[str, float]:
         # With no user inputs, Module returns OrtValues rather than numpy arrays.
         values = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         values = [v.numpy() if hasattr(v, "numpy") else v for v in values]
-        return {name: float(np.asarray(v)) for name, v in zip(TERMS, values, strict=True)}
+        return {name: float(np.asarray(v)) for name, v in zip(contract.TERMS, values, strict=True)}
 
     def set_image(self, image: np.ndarray) -> None:
-        self._params[names.IMAGE].data = np.ascontiguousarray(image, np.float32).reshape(self.shape)
+        self._params[contract.IMAGE].data = np.ascontiguousarray(image, np.float32).reshape(self.shape)
 
     def get_image(self) -> np.ndarray:
-        return np.array(self._params[names.IMAGE].data, np.float32)
+        return np.array(self._params[contract.IMAGE].data, np.float32)
 
     def value_and_grad(self, image: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
         """Loss terms and dL/dimage at `image` (NCHW, float32). The gradient is a fresh copy."""
         self.set_image(image)
         self._module.lazy_reset_grad()  # gradients accumulate across steps otherwise
         terms = self._terms(self._module())
-        return terms, np.array(self._params[names.IMAGE].grad, np.float32)
+        return terms, np.array(self._params[contract.IMAGE].grad, np.float32)
 
     def adam_step(self, lr: float) -> dict[str, float]:
         """One Adam step on the image held by the backend; returns the terms before the step."""
@@ -71,7 +69,7 @@ class TrainingBackend:
 
     def clip_image(self) -> None:
         """Project the image back onto [0, 1] pixels after an Adam step."""
-        data = self._params[names.IMAGE].data
+        data = self._params[contract.IMAGE].data
         if isinstance(data, np.ndarray) and data.flags.writeable and not data.flags.owndata:
             np.clip(data, 0.0, 1.0, out=data)  # CPU: a view of the live buffer
         else:

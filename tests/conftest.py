@@ -30,7 +30,7 @@ def tiny_model(tmp_path_factory) -> Path:
         return Path(os.environ["NST_ORT_TEST_MODEL"])
     from export.exporter import ExportSpec, export_model
     from export.weights import random_weights
-    from nst_ort.names import Arch
+    from nst_ort.contract import Arch
 
     path = tmp_path_factory.mktemp("models") / "tiny.onnx"
     export_model(path, ExportSpec(), random_weights(Arch.VGG16, seed=0))

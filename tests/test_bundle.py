@@ -13,7 +13,7 @@ import onnx
 import pytest
 from PIL import Image
 
-from nst_ort import bundle_driver, names
+from nst_ort import bundle_driver, contract
 from nst_ort.bundle import FILES, make_bundle
 from nst_ort.cli import main
 from nst_ort.config import Device, Optimizer, StylizeConfig
@@ -115,10 +115,10 @@ def test_bundle_holds_the_contract_files(bundle):
     assert manifest["image"]["range"] == [0.0, 1.0]
     assert manifest["training_model"]["inputs"] == []
     assert [o["name"] for o in manifest["training_model"]["outputs"]] == [
-        names.LOSS,
-        names.LOSS_CONTENT,
-        names.LOSS_STYLE,
-        names.LOSS_TV,
+        contract.LOSS,
+        contract.LOSS_CONTENT,
+        contract.LOSS_STYLE,
+        contract.LOSS_TV,
     ]
     optimizer = manifest["optimizer"]
     assert (optimizer["name"], optimizer["learning_rate"], optimizer["iterations"]) == (
@@ -127,7 +127,7 @@ def test_bundle_holds_the_contract_files(bundle):
         ITERATIONS,
     )
     assert optimizer["betas"] == [0.9, 0.999] and optimizer["eps"] == 1e-8
-    assert manifest["parameters"]["trainable"] == [names.IMAGE]
+    assert manifest["parameters"]["trainable"] == [contract.IMAGE]
     assert _pixels(bundle / "initial.png").shape == (51, 64, 3)
 
 
@@ -155,7 +155,7 @@ def test_checkpoint_holds_the_targets_weights_and_initial_image(bundle, inputs, 
     from onnxruntime.training import api
 
     desired = {**_engine_targets(inputs, config, engine).values, **weight_values(config.loss)}
-    desired[names.IMAGE] = to_nchw(_pixels(bundle / "initial.png").astype(np.float32) / 255.0)
+    desired[contract.IMAGE] = to_nchw(_pixels(bundle / "initial.png").astype(np.float32) / 255.0)
     state = api.CheckpointState.load_checkpoint(str(bundle / FILES["checkpoint"]))
     api.Module(str(bundle / FILES["training_model"]), state, device="cpu")  # gives parameters buffers
     assert sorted(name for name, _ in state.parameters) == sorted(desired)

@@ -12,10 +12,10 @@ import torch
 
 from export.exporter import ExportSpec, build_loss_module, example_inputs, export_model
 from export.weights import random_weights
-from nst_ort import names
+from nst_ort import contract
 from nst_ort.config import LossSpec
+from nst_ort.contract import Arch, Pooling
 from nst_ort.model import load_model
-from nst_ort.names import Arch, Pooling
 from nst_ort.targets import TargetComputer
 
 CLI = [sys.executable, "-c", "from nst_ort.cli import main; main()"]
@@ -52,10 +52,10 @@ def test_graph_interface_is_the_public_contract(tiny_model):
     model = onnx.load(str(tiny_model))
     inputs = [i.name for i in model.graph.input]
     outputs = [o.name for o in model.graph.output]
-    assert inputs[0] == names.IMAGE
+    assert inputs[0] == contract.IMAGE
     assert "style.relu3_1.gram_target" in inputs and "content.relu4_2.target" in inputs
-    assert {names.ALPHA, names.BETA, names.GAMMA, "style.relu5_1.weight"} <= set(inputs)
-    assert outputs[:4] == [names.LOSS, names.LOSS_CONTENT, names.LOSS_STYLE, names.LOSS_TV]
+    assert {contract.ALPHA, contract.BETA, contract.GAMMA, "style.relu5_1.weight"} <= set(inputs)
+    assert outputs[:4] == list(contract.TERMS)
     assert {"style.relu1_1.gram", "content.relu5_2.features", "style.relu2_1.loss"} <= set(outputs)
     image = model.graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in image[:2]] == [1, 3] and all(d.dim_param for d in image[2:])
@@ -65,12 +65,12 @@ def test_graph_interface_is_the_public_contract(tiny_model):
 
 def test_metadata_describes_the_export(tiny_model):
     _, info = load_model(tiny_model)
-    assert info.format_version == names.FORMAT_VERSION
+    assert info.format_version == contract.FORMAT_VERSION
     assert info.arch is Arch.VGG16 and info.pooling is Pooling.AVG
     assert info.weights == "random:0"
     assert info.weights_sha256 == random_weights(Arch.VGG16, 0).sha256()
-    assert info.content_layers == names.EXPORT_CONTENT_LAYERS
-    assert info.style_layers == names.EXPORT_STYLE_LAYERS
+    assert info.content_layers == contract.EXPORT_CONTENT_LAYERS
+    assert info.style_layers == contract.EXPORT_STYLE_LAYERS
     assert info.preprocessing["mean"] == [0.485, 0.456, 0.406]
     assert info.torch_version == torch.__version__
 
@@ -140,7 +140,7 @@ def test_cli_export_rejects_unknown_layers_in_one_line(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: unknown style layer 'relu9_1'; available: " + ", ".join(names.loss_layers(Arch.VGG16))
+        "error: unknown style layer 'relu9_1'; available: " + ", ".join(contract.loss_layers(Arch.VGG16))
     ]
     assert not (tmp_path / "m.onnx").exists()
 

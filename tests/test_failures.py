@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst_ort import names
+from nst_ort import contract
 from nst_ort.config import LossSpec
 from nst_ort.errors import NstError
 from nst_ort.files import atomic_path
@@ -135,7 +135,7 @@ def test_newer_format_version_is_refused(tmp_path, tiny_model):
 
     model = onnx.load(str(tiny_model))
     for prop in model.metadata_props:
-        if prop.key == names.META_FORMAT_VERSION:
+        if prop.key == contract.META_FORMAT_VERSION:
             prop.value = "99"
     onnx.save(model, str(tmp_path / "future.onnx"))
     with pytest.raises(
@@ -193,7 +193,12 @@ class Exploding:
         self.calls += 1
         bad = self.calls > self.after
         value = float("nan") if bad else float(((image - 0.7) ** 2).sum())
-        terms = {names.LOSS: value, names.LOSS_CONTENT: value, names.LOSS_STYLE: 0.0, names.LOSS_TV: 0.0}
+        terms = {
+            contract.LOSS: value,
+            contract.LOSS_CONTENT: value,
+            contract.LOSS_STYLE: 0.0,
+            contract.LOSS_TV: 0.0,
+        }
         return terms, 2 * (image - 0.7)
 
     # Adam interface

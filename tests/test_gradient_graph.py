@@ -15,14 +15,14 @@ import numpy as np
 import onnx
 import pytest
 
-from nst_ort import names
+from nst_ort import contract
 from nst_ort.config import Backend, LossSpec, Optimizer
+from nst_ort.contract import Arch, Pooling
 from nst_ort.engine import Engine
 from nst_ort.errors import NstError
 from nst_ort.graph_backend import GradientSession, GraphBackend
 from nst_ort.graphs import gradient_graph, target_shapes, weight_values
 from nst_ort.model import load_model
-from nst_ort.names import Arch, Pooling
 from nst_ort.runtime import has_training
 from nst_ort.targets import TargetComputer
 
@@ -187,7 +187,12 @@ def autograd_reference(module, spec: LossSpec, frozen: dict, image: np.ndarray):
     args = [torch.from_numpy(np.asarray(values[name])) for name in module.input_names()[1:]]
     loss, content, style, tv, *_ = module(x, *args)
     loss.backward()
-    terms = {names.LOSS: loss, names.LOSS_CONTENT: content, names.LOSS_STYLE: style, names.LOSS_TV: tv}
+    terms = {
+        contract.LOSS: loss,
+        contract.LOSS_CONTENT: content,
+        contract.LOSS_STYLE: style,
+        contract.LOSS_TV: tv,
+    }
     return {k: float(v.detach()) for k, v in terms.items()}, x.grad.numpy()
 
 
@@ -232,7 +237,7 @@ def test_torch_backward_matches_autograd(arch, pooling):
     module = StyleTransferGradient(build_loss_module(ExportSpec(arch, pooling), random_weights(arch)))
     inputs = example_inputs(module, 37, 53)  # odd at every pooling layer
     outputs, _, desired = module.reference(*inputs)
-    assert relative_error(outputs[names.IMAGE_GRAD].numpy(), desired.numpy()) <= GRAD_RTOL
+    assert relative_error(outputs[contract.IMAGE_GRAD].numpy(), desired.numpy()) <= GRAD_RTOL
 
 
 # --- onnxruntime only: runs with plain onnxruntime too -----------------------------------------
@@ -259,8 +264,8 @@ def test_one_session_serves_every_size_and_matches_finite_differences(tiny):
         terms, grad = backend.value_and_grad(image)
         assert grad.shape == image.shape
         step = 1e-3 / np.max(np.abs(grad))
-        plus = backend.value_and_grad(image + step * grad)[0][names.LOSS]
-        minus = backend.value_and_grad(image - step * grad)[0][names.LOSS]
+        plus = backend.value_and_grad(image + step * grad)[0][contract.LOSS]
+        minus = backend.value_and_grad(image - step * grad)[0][contract.LOSS]
         actual = (plus - minus) / (2 * step)
         desired = float(np.sum(grad.astype(np.float64) ** 2))
         assert actual == pytest.approx(desired, rel=5e-3)
@@ -292,14 +297,14 @@ def test_cut_graph_keeps_only_the_layers_in_use(tiny):
     convs = [node for node in graph.node if node.op_type == "Conv"]
     # conv1_1, conv1_2, conv2_1 forward, and their input gradients.
     assert len(convs) == 6
-    expected_inputs = {names.IMAGE, *target_shapes(spec, 1, 1), *weight_values(spec)}
+    expected_inputs = {contract.IMAGE, *target_shapes(spec, 1, 1), *weight_values(spec)}
     assert {i.name for i in graph.input} == expected_inputs
     assert [o.name for o in graph.output] == [
-        names.LOSS,
-        names.LOSS_CONTENT,
-        names.LOSS_STYLE,
-        names.LOSS_TV,
-        names.IMAGE_GRAD,
+        contract.LOSS,
+        contract.LOSS_CONTENT,
+        contract.LOSS_STYLE,
+        contract.LOSS_TV,
+        contract.IMAGE_GRAD,
     ]
 
 
@@ -307,7 +312,7 @@ def test_engine_refuses_a_model_without_gradient_graph(tiny, tmp_path):
     path, model, _ = tiny
     old = onnx.ModelProto()
     old.CopyFrom(model)
-    props = [p for p in old.metadata_props if p.key != names.META_GRADIENT_GRAPH]
+    props = [p for p in old.metadata_props if p.key != contract.META_GRADIENT_GRAPH]
     del old.metadata_props[:]
     old.metadata_props.extend(props)
     onnx.save(old, tmp_path / "old.onnx")
@@ -391,7 +396,7 @@ def test_optimisation_gives_the_same_image_with_both_backends(engines, optimizer
         results[backend], _ = engine.optimize(spec, targets, init, optimizer, iterations, 0.02)
     graph, training = results[Backend.ORT_GRAPH], results[Backend.ORT_TRAINING]
     assert graph.status == training.status == "done"
-    assert graph.records[-1].terms[names.LOSS] < graph.records[0].terms[names.LOSS]
+    assert graph.records[-1].terms[contract.LOSS] < graph.records[0].terms[contract.LOSS]
     np.testing.assert_allclose(graph.image, training.image, atol=atol, rtol=0)
     for actual, desired in zip(graph.records, training.records, strict=True):
-        assert actual.terms[names.LOSS] == pytest.approx(desired.terms[names.LOSS], rel=1e-5)
+        assert actual.terms[contract.LOSS] == pytest.approx(desired.terms[contract.LOSS], rel=1e-5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nst_ort import names
+from nst_ort import contract
 from nst_ort.loop import run_lbfgs
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
@@ -27,7 +27,12 @@ class Quadratic:
         self.seen.append(blas_threads())
         d = image - np.float32(0.3)
         loss = float((d * d).sum())
-        terms = {names.LOSS: loss, names.LOSS_CONTENT: loss, names.LOSS_STYLE: 0.0, names.LOSS_TV: 0.0}
+        terms = {
+            contract.LOSS: loss,
+            contract.LOSS_CONTENT: loss,
+            contract.LOSS_STYLE: 0.0,
+            contract.LOSS_TV: 0.0,
+        }
         return terms, 2 * d
 
 

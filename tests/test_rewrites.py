@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 
-from nst_ort import artifacts, names
+from nst_ort import artifacts, contract
 from nst_ort.config import LossSpec
 from nst_ort.graphs import weight_values
 from nst_ort.model import load_model
@@ -64,7 +64,7 @@ def test_gradient_matches_torch_autograd(tiny_model, tmp_path, height, width):
 
     module = build_loss_module(
         ExportSpec(content_layers=tuple(spec.content_layers), style_layers=tuple(spec.style_layers)),
-        random_weights(names.Arch.VGG16, seed=0),  # the weights tiny_model was exported with
+        random_weights(contract.Arch.VGG16, seed=0),  # the weights tiny_model was exported with
     )
     feeds = {**targets, **weights}
     inputs = [torch.from_numpy(feeds[name]) for name in module.input_names()[1:]]
@@ -73,7 +73,7 @@ def test_gradient_matches_torch_autograd(tiny_model, tmp_path, height, width):
     loss.backward()
     desired = x.grad.numpy()
 
-    assert terms[names.LOSS] == pytest.approx(loss.item(), rel=TOLERANCE)
+    assert terms[contract.LOSS] == pytest.approx(loss.item(), rel=TOLERANCE)
     assert relative_error(actual, desired) <= TOLERANCE
 
 

@@ -39,7 +39,6 @@ def invoke(*args: str):
     ("text", "values", "labels"),
     [
         ("relu1_1,relu3_1", [("relu1_1",), ("relu3_1",)], ["relu1_1", "relu3_1"]),
-        ("relu2_1..relu4_1", [("relu2_1",), ("relu3_1",), ("relu4_1",)], ["relu2_1", "relu3_1", "relu4_1"]),
         ("relu1_1+relu2_1,relu5_1", [("relu1_1", "relu2_1"), ("relu5_1",)], ["relu1_1+relu2_1", "relu5_1"]),
         (
             "cumulative:relu1_1..relu3_1",
@@ -52,21 +51,6 @@ def test_parse_style_layers(text, values, labels):
     axis = parse_style_layers(text, STYLE_LAYERS)
     assert list(axis.values) == values
     assert list(axis.labels) == labels
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("relu9_1", "unknown layer 'relu9_1'"),
-        ("relu3_1..relu1_1", "runs backwards"),
-        ("cumulative:relu1_1+relu2_1", "not '+' sets"),
-        (" , ", "no layers given"),
-    ],
-)
-def test_parse_style_layers_refuses(text, message):
-    with pytest.raises(NstError) as error:
-        parse_style_layers(text, STYLE_LAYERS)
-    assert message in str(error.value)
 
 
 def test_parse_numbers():
@@ -216,7 +200,7 @@ def test_sweep_refuses_bad_axes(tiny_model, make_image, tmp_path):
     assert isinstance(result.exception, NstError) and "one or two axes, not 3" in str(result.exception)
     result = invoke(*base, "--content-layer", "relu3_1,relu4_2")
     assert isinstance(result.exception, NstError)
-    assert "unknown layer 'relu3_1'" in str(result.exception)
+    assert "unknown content layer 'relu3_1'" in str(result.exception)
     assert not (tmp_path / "out").exists()
 
 
@@ -266,6 +250,6 @@ def test_cli_reconstruct_content_refuses_a_layer_the_model_lacks(tiny_model, mak
         "--model", tiny_model,
     )  # fmt: skip
     assert isinstance(result.exception, NstError)
-    assert "unknown layer 'relu3_1'" in str(result.exception)
+    assert "unknown content layer 'relu3_1'" in str(result.exception)
     assert "relu3_2" in str(result.exception)  # names the layers there are
     assert not (tmp_path / "o.png").exists()

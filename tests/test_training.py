@@ -9,13 +9,13 @@ import torch
 from export.exporter import ExportSpec, build_loss_module
 from export.losses import content_loss, gram, style_loss, tv_loss
 from export.weights import random_weights
-from nst_ort import artifacts, names
+from nst_ort import artifacts, contract
 from nst_ort.config import LossSpec, Optimizer
+from nst_ort.contract import Arch
 from nst_ort.engine import Engine
 from nst_ort.graphs import weight_values
 from nst_ort.imageio import from_nchw
 from nst_ort.loop import run_lbfgs
-from nst_ort.names import Arch
 from nst_ort.training import TrainingBackend
 
 H, W = 48, 64
@@ -41,14 +41,14 @@ def torch_loss_and_grad(features, spec: LossSpec, targets: dict, image: np.ndarr
     feats = features(x, set(spec.content_layers) | set(spec.style_layers))
     content = sum(
         (
-            w * content_loss(feats[k], torch.from_numpy(targets[names.content_target(k)]))
+            w * content_loss(feats[k], torch.from_numpy(targets[contract.content_target(k)]))
             for k, w in spec.content_layers.items()
         ),
         torch.zeros(()),
     )
     style = sum(
         (
-            w * style_loss(gram(feats[k]), torch.from_numpy(targets[names.style_target(k)]))
+            w * style_loss(gram(feats[k]), torch.from_numpy(targets[contract.style_target(k)]))
             for k, w in spec.style_layers.items()
         ),
         torch.zeros(()),
@@ -84,7 +84,7 @@ def test_gradient_matches_torch_autograd(engine, torch_features, case):
     image = start.transpose(2, 0, 1)[None].copy()
     terms, actual = backend.value_and_grad(image)
     desired_loss, desired = torch_loss_and_grad(torch_features, spec, targets.values, image)
-    assert terms[names.LOSS] == pytest.approx(desired_loss, rel=1e-4)
+    assert terms[contract.LOSS] == pytest.approx(desired_loss, rel=1e-4)
     assert np.abs(actual - desired).max() <= 1e-4 * np.abs(desired).max()
     # a second step does not accumulate onto the first gradient
     _, again = backend.value_and_grad(image)
@@ -119,7 +119,7 @@ def test_lbfgs_lowers_the_loss_and_keeps_pixels_in_range(engine):
         0.0,
         callback=lambda record, image: seen.append(record),
     )
-    losses = [r.terms[names.LOSS] for r in result.records]
+    losses = [r.terms[contract.LOSS] for r in result.records]
     assert result.status == "done" and len(result.records) == 15 == len(seen)
     assert losses[-1] < 0.5 * losses[0]
     assert result.evaluations >= 15 and result.records[-1].evaluations == result.evaluations
@@ -132,7 +132,7 @@ def test_adam_lowers_the_loss_and_matches_its_records(engine):
     content, style, start = images(2)
     targets = engine.targets(spec, content, [style], [1.0], 1.0, (H, W))
     result, _ = engine.optimize(spec, targets, start.transpose(2, 0, 1)[None], Optimizer.ADAM, 30, 0.02)
-    losses = [r.terms[names.LOSS] for r in result.records]
+    losses = [r.terms[contract.LOSS] for r in result.records]
     assert losses[-1] < 0.8 * losses[0]
     assert 0.0 <= result.image.min() and result.image.max() <= 1.0
 
@@ -176,7 +176,7 @@ def test_style_blend_is_the_weighted_mean_of_grams(engine):
     both = engine.targets(spec, None, [a, b], [0.25, 0.75], 1.0, (H, W)).values
     only_a = engine.targets(spec, None, [a], [1.0], 1.0, (H, W)).values
     only_b = engine.targets(spec, None, [b], [1.0], 1.0, (H, W)).values
-    key = names.style_target("relu1_1")
+    key = contract.style_target("relu1_1")
     np.testing.assert_allclose(both[key], 0.25 * only_a[key] + 0.75 * only_b[key], rtol=1e-5)
 
 
@@ -186,7 +186,7 @@ def test_lbfgs_on_a_quadratic_reaches_the_box_constrained_minimum():
 
         def value_and_grad(self, image):
             d = image - np.array([[[[-1.0, 0.3, 2.0], [0.5, 0.9, 0.1]]]], np.float32)
-            return {names.LOSS: float((d**2).sum())}, 2 * d
+            return {contract.LOSS: float((d**2).sum())}, 2 * d
 
     result = run_lbfgs(Quadratic(), np.full((1, 1, 2, 3), 0.5, np.float32), 50)
     desired = np.array([[0.0, 0.3, 1.0], [0.5, 0.9, 0.1]])

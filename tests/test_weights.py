@@ -12,8 +12,8 @@ import torch
 
 from export import weights as w
 from export.network import CAFFE, TORCHVISION
+from nst_ort.contract import Arch, conv_layers
 from nst_ort.errors import NstError
-from nst_ort.names import Arch, conv_layers
 
 
 def test_random_weights_are_seeded_and_complete():

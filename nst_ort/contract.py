@@ -37,12 +37,12 @@ EXPORT_STYLE_LAYERS = DEFAULT_STYLE_LAYERS
 
 def layer_sequence(arch: Arch) -> list[str]:
     """Every layer of the feature stack in order: conv1_1, relu1_1, conv1_2, …, pool5."""
-    names: list[str] = []
+    sequence: list[str] = []
     for block, convs in enumerate(BLOCKS[Arch(arch)], start=1):
         for i in range(1, convs + 1):
-            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
-        names.append(f"pool{block}")
-    return names
+            sequence += [f"conv{block}_{i}", f"relu{block}_{i}"]
+        sequence.append(f"pool{block}")
+    return sequence
 
 
 def conv_layers(arch: Arch) -> list[str]:
@@ -83,6 +83,8 @@ LOSS = "loss"
 LOSS_CONTENT = "loss.content"
 LOSS_STYLE = "loss.style"
 LOSS_TV = "loss.tv"
+# The loss terms every graph cut from an export outputs first, in this order.
+TERMS = (LOSS, LOSS_CONTENT, LOSS_STYLE, LOSS_TV)
 IMAGE_GRAD = "image.grad"
 
 
@@ -152,29 +154,3 @@ META_PREPROCESSING = "nst_ort.preprocessing"
 META_TORCH_VERSION = "nst_ort.torch_version"
 META_ONNX_VERSION = "nst_ort.onnx_version"
 META_GRADIENT_GRAPH = "nst_ort.gradient_graph"
-
-
-# --- layer lists on the command line -----------------------------------------------------------
-
-
-def parse_layers(spec: str, available: list[str] | tuple[str, ...], what: str) -> dict[str, float]:
-    """Parse `relu1_1,relu2_1:0.5` (or `all`) into {layer: weight}; weights default to 1.
-
-    Raises ValueError with a one-line message naming the layers that exist.
-    """
-    spec = spec.strip()
-    if spec == "all":
-        return {layer: 1.0 for layer in available}
-    result: dict[str, float] = {}
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        name, _, weight = item.partition(":")
-        name = name.strip()
-        if name not in available:
-            raise ValueError(f"unknown {what} layer {name!r}; available: {', '.join(available)}")
-        try:
-            result[name] = float(weight) if weight else 1.0
-        except ValueError:
-            raise ValueError(f"{what} layer weight {weight!r} for {name} is not a number") from None
-    if not result:
-        raise ValueError(f"no {what} layers given")
-    return result

@@ -1,0 +1,28 @@
+"""The contract's layer names and geometry, shared by the exporter and the runtime."""
+
+import pytest
+
+from nst_ort import contract
+from nst_ort.contract import Arch
+
+
+@pytest.mark.parametrize(("arch", "convs"), [(Arch.VGG16, 13), (Arch.VGG19, 16)])
+def test_layer_sequence_has_caffe_names(arch, convs):
+    sequence = contract.layer_sequence(arch)
+    assert len(contract.conv_layers(arch)) == convs
+    assert sequence[:5] == ["conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1"]
+    assert sequence[-1] == "pool5"
+    assert ("relu5_4" in sequence) == (arch is Arch.VGG19)
+
+
+@pytest.mark.parametrize(
+    ("layer", "channels", "downsampling"),
+    [("relu1_1", 64, 1), ("relu2_2", 128, 2), ("relu4_2", 512, 8), ("relu5_1", 512, 16), ("pool1", 64, 2)],
+)
+def test_layer_geometry(layer, channels, downsampling):
+    assert contract.layer_channels(layer) == channels
+    assert contract.layer_downsampling(layer) == downsampling
+
+
+def test_deepest_layer():
+    assert contract.deepest(Arch.VGG19, ["relu1_1", "relu5_1", "relu4_2"]) == "relu5_1"
