@@ -96,9 +96,9 @@ def _torch_unavailable(device: str) -> str | None:
 
 
 def _training_backend(case: Case, device: str):
-    from nst_ort import artifacts
+    from nst_ort.backends import artifacts
+    from nst_ort.backends.training import TrainingBackend
     from nst_ort.model import load_model
-    from nst_ort.training import TrainingBackend
 
     model, info = load_model(case.model)
     entry = artifacts.ensure(model, info.sha256, SPEC, case.size, case.size, case.cache)
@@ -107,7 +107,7 @@ def _training_backend(case: Case, device: str):
 
 
 def _ort_training_unavailable(device: str) -> str | None:
-    from nst_ort import runtime
+    from nst_ort.backends import ort as runtime
 
     if runtime.ort is None:
         return "onnxruntime is not installed"
@@ -123,7 +123,7 @@ def _ort_training_unavailable(device: str) -> str | None:
 
 
 def _graph_unavailable(device: str) -> str | None:
-    from nst_ort import runtime  # plain onnxruntime is enough: no training API needed
+    from nst_ort.backends import ort as runtime  # plain onnxruntime is enough: no training API needed
 
     if runtime.ort is None:
         return "onnxruntime is not installed"
@@ -133,7 +133,7 @@ def _graph_unavailable(device: str) -> str | None:
 
 
 def _graph_backend(case: Case, device: str):
-    from nst_ort.graph_backend import GradientSession, GraphBackend
+    from nst_ort.backends.graph import GradientSession, GraphBackend
     from nst_ort.model import load_model
 
     model, _ = load_model(case.model)

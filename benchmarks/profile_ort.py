@@ -48,10 +48,11 @@ def profile(arch: str, size: int, threads: int, steps: int, as_generated: bool, 
     from benchmarks.workload import SPEC, WEIGHTS_SEED, Case, write_inputs
     from export.exporter import ExportSpec, export_model
     from export.weights import random_weights
-    from nst_ort import artifacts, contract
+    from nst_ort import contract
+    from nst_ort.backends import artifacts
+    from nst_ort.backends.ort import session_options
     from nst_ort.contract import Arch
     from nst_ort.model import load_model
-    from nst_ort.runtime import session_options
 
     model_path = work / f"{arch}.onnx"
     export_model(model_path, ExportSpec(arch=Arch(arch)), random_weights(Arch(arch), seed=WEIGHTS_SEED))

@@ -24,16 +24,16 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from nst_ort import artifacts as artifact_cache
 from nst_ort import contract
 from nst_ort.api import ImageLike, as_image, normalized_blend
+from nst_ort.backends import artifacts as artifact_cache
+from nst_ort.backends.ort import session_options
 from nst_ort.bundle_driver import FORMAT, MANIFEST, VERSION, training_api
-from nst_ort.config import Backend, InitKind, StylizeConfig
+from nst_ort.config import InitKind, StylizeConfig
 from nst_ort.engine import Engine
 from nst_ort.errors import FAILURE, NstError
 from nst_ort.graphs import weight_values
 from nst_ort.imageio import fit_longest, resize, save_image, to_nchw, to_uint8
-from nst_ort.runtime import session_options
 from nst_ort.scales import initial_image
 
 FILES = {
@@ -149,7 +149,7 @@ def make_bundle(
     if not styles:
         raise NstError("at least one style image is needed")
     # Bundles are onnxruntime-training artifacts, whatever backend stylize would use.
-    engine = engine or Engine(config.model, config.device.value, config.threads, backend=Backend.ORT_TRAINING)
+    engine = engine or Engine(config.model, config.device.value, config.threads, backend="ort-training")
     spec = config.loss
     engine.check_layers(spec)
     content_image = as_image(content)

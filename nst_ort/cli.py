@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from nst_ort import contract, errors, layerspec, paths
-from nst_ort.config import Backend, Device, InitKind, LossSpec, Optimizer, PreserveColors, StylizeConfig
+from nst_ort.config import Device, InitKind, LossSpec, Optimizer, PreserveColors, StylizeConfig
 from nst_ort.errors import NstError
 
 app = typer.Typer(
@@ -340,9 +340,9 @@ def stylize_command(
     device: Annotated[Device, typer.Option(help="auto uses CUDA when available.")] = Device.AUTO,
     threads: ThreadsOption = 0,
     backend: Annotated[
-        Backend,
+        str,
         typer.Option(help="ort-graph (the export's gradient graph, any onnxruntime) or ort-training."),
-    ] = Backend.ORT_GRAPH,
+    ] = StylizeConfig.backend,
     save_every: Annotated[
         int, typer.Option(min=0, help="Save the image every N iterations next to OUTPUT.")
     ] = 0,

@@ -32,7 +32,7 @@ from nst_ort.cli import (
     loss_from_options,
     out,
 )
-from nst_ort.config import Backend, Device, StylizeConfig
+from nst_ort.config import Device, StylizeConfig
 from nst_ort.errors import NstError
 
 
@@ -69,7 +69,7 @@ def bundle_command(
 
     _check_finite(content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight)
     _check_finite(lr=lr, style_scale=style_scale)
-    engine = Engine(model, device.value, threads, backend=Backend.ORT_TRAINING)  # bundles are its artifacts
+    engine = Engine(model, device.value, threads, backend="ort-training")  # bundles are its artifacts
     loss = loss_from_options(engine, content_layers, style_layers, content_weight, style_weight, tv_weight)
     config = StylizeConfig(
         model=model,

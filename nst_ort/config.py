@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 
-from nst_ort import contract
+from nst_ort import backends, contract
 
 
 class Optimizer(str, Enum):
@@ -18,13 +18,6 @@ class Device(str, Enum):
     AUTO = "auto"
     CPU = "cpu"
     CUDA = "cuda"
-
-
-class Backend(str, Enum):
-    """Where dL/dimage comes from: onnxruntime-training, or the export's gradient graph."""
-
-    ORT_TRAINING = "ort-training"
-    ORT_GRAPH = "ort-graph"
 
 
 class PreserveColors(str, Enum):
@@ -92,8 +85,7 @@ class StylizeConfig:
     preserve_colors: PreserveColors = PreserveColors.NONE
     device: Device = Device.AUTO
     threads: int = 0  # 0: ONNX Runtime's default (one per core)
-    # ort-graph: faster on CPU (benchmarks/), and needs no training build of ONNX Runtime.
-    backend: Backend = Backend.ORT_GRAPH
+    backend: str = backends.DEFAULT  # where dL/dimage comes from: a name in backends.BACKENDS
 
 
 def _init_from(value) -> InitKind | Path:

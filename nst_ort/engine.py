@@ -13,18 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from nst_ort import artifacts as artifact_cache
-from nst_ort import paths
-from nst_ort.config import Backend, LossSpec, Optimizer
+from nst_ort import backends, paths
+from nst_ort.backends.ort import resolve_device
+from nst_ort.config import LossSpec, Optimizer
 from nst_ort.errors import NstError
-from nst_ort.graph_backend import GradientSession, GraphBackend
 from nst_ort.graphs import weight_values
 from nst_ort.loop import Callback, LoopResult, run_adam, run_lbfgs
 from nst_ort.memory import check_fits
 from nst_ort.model import ModelInfo, load_model
-from nst_ort.runtime import require_training, resolve_device
 from nst_ort.targets import TargetComputer
-from nst_ort.training import TrainingBackend
 
 
 @dataclass(frozen=True)
@@ -39,7 +36,7 @@ class PassInfo:
 
     height: int
     width: int
-    artifacts_built: bool  # ort-graph: whether the layer set's session was created for this pass
+    artifacts_built: bool  # whether the backend built anything for this pass (backends.Prepared)
     artifacts_seconds: float
     targets_seconds: float
     loop_seconds: float
@@ -52,22 +49,16 @@ class Engine:
         device: str = "auto",
         threads: int = 0,
         cache_root: Path | None = None,
-        backend: Backend = Backend.ORT_GRAPH,
+        backend: str = backends.DEFAULT,
     ):
-        self.backend = Backend(backend)
-        if self.backend is Backend.ORT_TRAINING:
-            require_training()
+        factory = backends.factory(backend)
+        self.backend = backend
         self.model, self.info = load_model(model_path or paths.default_model_path())
-        if self.backend is Backend.ORT_GRAPH and not self.info.has_gradient_graph:
-            raise NstError(
-                f"{self.info.path.name} has no gradient graph; export it again with this nst-ort "
-                "or use --backend ort-training"
-            )
         self.device = resolve_device(device)
         self.threads = threads
         self.cache_root = cache_root or paths.artifacts_dir()
+        self.gradient = factory(self.model, self.info, self.device, threads, self.cache_root)
         self._target_computers: dict[str, TargetComputer] = {}
-        self._gradient_sessions: dict[str, GradientSession] = {}
 
     @property
     def model_info(self) -> ModelInfo:
@@ -119,20 +110,6 @@ class Engine:
             values.update(self._targets(spec).style_targets(styles, blend, output_size, style_scale))
         return Targets(values, time.perf_counter() - start)
 
-    def _gradient(self, spec: LossSpec, frozen: dict[str, np.ndarray], height: int, width: int):
-        """The backend for one pass, whether it had to be built, and the seconds it took."""
-        if self.backend is Backend.ORT_TRAINING:
-            entry = artifact_cache.ensure(self.model, self.info.sha256, spec, height, width, self.cache_root)
-            return TrainingBackend(entry, frozen, self.device, self.threads), entry.built, entry.seconds
-        # One session per layer set serves every size: nothing is built per size.
-        start = time.perf_counter()
-        key = spec.layer_key()
-        built = key not in self._gradient_sessions
-        if built:
-            self._gradient_sessions[key] = GradientSession(self.model, spec, self.device, self.threads)
-        backend = GraphBackend(self._gradient_sessions[key], frozen, (1, 3, height, width))
-        return backend, built, time.perf_counter() - start
-
     def optimize(
         self,
         spec: LossSpec,
@@ -149,11 +126,13 @@ class Engine:
         _, _, height, width = init.shape
         self.check_memory(spec, height, width)
         frozen = {**targets.values, **weight_values(spec)}
-        backend, built, prepare_seconds = self._gradient(spec, frozen, height, width)
+        prepared = self.gradient.prepare(spec, frozen, height, width)
         start = time.perf_counter()
         if Optimizer(optimizer) is Optimizer.ADAM:
-            result = run_adam(backend, init, iterations, lr, callback, start_step)
+            result = run_adam(prepared.objective, init, iterations, lr, callback, start_step)
         else:
-            result = run_lbfgs(backend, init, iterations, callback, start_step)
-        info = PassInfo(height, width, built, prepare_seconds, targets.seconds, time.perf_counter() - start)
+            result = run_lbfgs(prepared.objective, init, iterations, callback, start_step)
+        info = PassInfo(
+            height, width, prepared.built, prepared.seconds, targets.seconds, time.perf_counter() - start
+        )
         return result, info

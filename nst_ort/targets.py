@@ -6,10 +6,10 @@ import numpy as np
 import onnx
 
 from nst_ort import contract
+from nst_ort.backends.ort import providers, require_ort, session_options
 from nst_ort.config import LossSpec
 from nst_ort.graphs import targets_graph
 from nst_ort.imageio import fit_longest, resize, to_nchw
-from nst_ort.runtime import providers, require_ort, session_options
 
 
 class TargetComputer:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nst_ort import cuda
+from nst_ort.backends import cuda
 from nst_ort.errors import NstError
 
 

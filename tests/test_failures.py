@@ -375,7 +375,7 @@ def test_bad_outputs_are_refused_before_any_work(tiny_model, make_image, tmp_pat
 def test_concurrent_builds_of_one_entry(tiny_model, tmp_path):
     code = (
         "import sys; from pathlib import Path\n"
-        "from nst_ort import artifacts\nfrom nst_ort.config import LossSpec\n"
+        "from nst_ort.backends import artifacts\nfrom nst_ort.config import LossSpec\n"
         "from nst_ort.model import load_model\n"
         "m, info = load_model(Path(sys.argv[1]))\n"
         "a = artifacts.ensure(m, info.sha256, LossSpec(), 24, 24, Path(sys.argv[2]))\n"

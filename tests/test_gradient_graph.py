@@ -15,15 +15,15 @@ import numpy as np
 import onnx
 import pytest
 
-from nst_ort import contract
-from nst_ort.config import Backend, LossSpec, Optimizer
+from nst_ort import backends, contract
+from nst_ort.backends.graph import GradientSession, GraphBackend
+from nst_ort.backends.ort import has_training
+from nst_ort.config import LossSpec, Optimizer
 from nst_ort.contract import Arch, Pooling
 from nst_ort.engine import Engine
 from nst_ort.errors import NstError
-from nst_ort.graph_backend import GradientSession, GraphBackend
 from nst_ort.graphs import gradient_graph, target_shapes, weight_values
 from nst_ort.model import load_model
-from nst_ort.runtime import has_training
 from nst_ort.targets import TargetComputer
 
 GRAD_RTOL = 1e-4  # the bar for every pair of gradients
@@ -205,8 +205,9 @@ def autograd_reference(module, spec: LossSpec, frozen: dict, image: np.ndarray):
 def test_gradient_matches_autograd_and_ort_training(small_exports, arch, pooling, size, layers, terms):
     if not has_training():
         pytest.skip("needs onnxruntime-training")
-    from nst_ort import artifacts, paths
-    from nst_ort.training import TrainingBackend
+    from nst_ort import paths
+    from nst_ort.backends import artifacts
+    from nst_ort.backends.training import TrainingBackend
 
     export = small_exports(arch, pooling)
     spec = LossSpec(*LAYER_SETS[layers], *TERMS[terms])
@@ -316,15 +317,15 @@ def test_engine_refuses_a_model_without_gradient_graph(tiny, tmp_path):
     del old.metadata_props[:]
     old.metadata_props.extend(props)
     onnx.save(old, tmp_path / "old.onnx")
-    with pytest.raises(NstError, match="old.onnx has no gradient graph.*--backend ort-training"):
-        Engine(tmp_path / "old.onnx", "cpu", backend=Backend.ORT_GRAPH)
+    with pytest.raises(NstError, match="old.onnx has no gradient graph.*`backend` ort-training"):
+        Engine(tmp_path / "old.onnx", "cpu", backend="ort-graph")
 
 
 def test_ort_training_is_refused_without_the_training_build(tiny):
     if has_training():
         pytest.skip("this onnxruntime has the training API")
     with pytest.raises(NstError, match="no training API"):
-        Engine(tiny[0], "cpu", backend=Backend.ORT_TRAINING)
+        Engine(tiny[0], "cpu", backend="ort-training")
 
 
 def test_stylize_cli_with_ort_graph(tiny, make_image, tmp_path):
@@ -371,7 +372,7 @@ def engines(tiny):
     if not has_training():
         pytest.skip("needs onnxruntime-training")
     path = tiny[0]
-    return {backend: Engine(path, "cpu", threads=1, backend=backend) for backend in Backend}
+    return {backend: Engine(path, "cpu", threads=1, backend=backend) for backend in backends.BACKENDS}
 
 
 @pytest.mark.parametrize(
@@ -394,7 +395,7 @@ def test_optimisation_gives_the_same_image_with_both_backends(engines, optimizer
     for backend, engine in engines.items():
         targets = engine.targets(spec, content, [style], [1.0], 1.0, (40, 48))
         results[backend], _ = engine.optimize(spec, targets, init, optimizer, iterations, 0.02)
-    graph, training = results[Backend.ORT_GRAPH], results[Backend.ORT_TRAINING]
+    graph, training = results["ort-graph"], results["ort-training"]
     assert graph.status == training.status == "done"
     assert graph.records[-1].terms[contract.LOSS] < graph.records[0].terms[contract.LOSS]
     np.testing.assert_allclose(graph.image, training.image, atol=atol, rtol=0)

@@ -11,13 +11,14 @@ import torch
 import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 
-from nst_ort import artifacts, contract
+from nst_ort import contract
+from nst_ort.backends import artifacts
+from nst_ort.backends.rewrites import conv_grads_as_convs, relu_grads_as_masks
+from nst_ort.backends.training import TrainingBackend
 from nst_ort.config import LossSpec
 from nst_ort.graphs import weight_values
 from nst_ort.model import load_model
-from nst_ort.rewrites import conv_grads_as_convs, relu_grads_as_masks
 from nst_ort.targets import TargetComputer
-from nst_ort.training import TrainingBackend
 
 TOLERANCE = 1e-4  # relative to the largest gradient entry; float32 sums over a few thousand terms
 

@@ -9,14 +9,15 @@ import torch
 from export.exporter import ExportSpec, build_loss_module
 from export.losses import content_loss, gram, style_loss, tv_loss
 from export.weights import random_weights
-from nst_ort import artifacts, contract
+from nst_ort import contract
+from nst_ort.backends import artifacts
+from nst_ort.backends.training import TrainingBackend
 from nst_ort.config import LossSpec, Optimizer
 from nst_ort.contract import Arch
 from nst_ort.engine import Engine
 from nst_ort.graphs import weight_values
 from nst_ort.imageio import from_nchw
 from nst_ort.loop import run_lbfgs
-from nst_ort.training import TrainingBackend
 
 H, W = 48, 64
 

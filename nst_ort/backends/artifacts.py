@@ -23,10 +23,10 @@ from pathlib import Path
 import onnx
 
 from nst_ort import contract
+from nst_ort.backends.ort import training_module
+from nst_ort.backends.rewrites import conv_grads_as_convs, relu_grads_as_masks
 from nst_ort.config import LossSpec
 from nst_ort.graphs import training_graph
-from nst_ort.rewrites import conv_grads_as_convs, relu_grads_as_masks
-from nst_ort.runtime import training_module
 
 FILES = ("training_model.onnx", "eval_model.onnx", "optimizer_model.onnx", "checkpoint")
 MANIFEST = "manifest.json"

@@ -9,13 +9,19 @@ on the session's device, so a step moves the image in and the terms and gradient
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import numpy as np
 import onnx
 
 from nst_ort import contract
+from nst_ort.backends import Prepared
+from nst_ort.backends.ort import providers, require_ort, session_options
 from nst_ort.config import LossSpec
+from nst_ort.errors import NstError
 from nst_ort.graphs import gradient_graph
-from nst_ort.runtime import providers, require_ort, session_options
+from nst_ort.model import ModelInfo
 
 # torch.optim.Adam's defaults, as the training backend's optimizer uses them (artifacts.py).
 ADAM_BETAS = (0.9, 0.999)
@@ -89,3 +95,31 @@ class GraphBackend:
 
     def clip_image(self) -> None:
         np.clip(self._image, 0.0, 1.0, out=self._image)
+
+
+class GraphGradient:
+    """The ort-graph backend of one engine: one GradientSession per layer set, kept."""
+
+    def __init__(self, model: onnx.ModelProto, device: str, threads: int):
+        self.model, self.device, self.threads = model, device, threads
+        self._sessions: dict[str, GradientSession] = {}
+
+    def prepare(self, spec: LossSpec, frozen: dict[str, np.ndarray], height: int, width: int) -> Prepared:
+        # One session per layer set serves every size: nothing is built per size.
+        start = time.perf_counter()
+        key = spec.layer_key()
+        built = key not in self._sessions
+        if built:
+            self._sessions[key] = GradientSession(self.model, spec, self.device, self.threads)
+        objective = GraphBackend(self._sessions[key], frozen, (1, 3, height, width))
+        return Prepared(objective, built, time.perf_counter() - start)
+
+
+def create(model: onnx.ModelProto, info: ModelInfo, device: str, threads: int, cache_root: Path):
+    require_ort()
+    if not info.has_gradient_graph:
+        raise NstError(
+            f"{info.path.name} has no gradient graph; export it again with this nst-ort "
+            "or use `backend` ort-training"
+        )
+    return GraphGradient(model, device, threads)

@@ -95,7 +95,7 @@ def resolve_device(requested: str) -> str:
         )
     device = ("cuda" if cuda_available() else "cpu") if requested == "auto" else requested
     if device == "cuda":
-        from nst_ort.cuda import preload
+        from nst_ort.backends.cuda import preload
 
         preload()  # the CUDA EP's libraries, before any session is created
     return device

@@ -7,11 +7,17 @@ its gradient out (L-BFGS), or nothing but the loss terms (Adam, on the device).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import onnx
 
 from nst_ort import contract
-from nst_ort.artifacts import Artifacts
-from nst_ort.runtime import session_options, training_module
+from nst_ort.backends import Prepared
+from nst_ort.backends.artifacts import Artifacts, ensure
+from nst_ort.backends.ort import require_training, session_options, training_module
+from nst_ort.config import LossSpec
+from nst_ort.model import ModelInfo
 
 
 class TrainingBackend:
@@ -74,3 +80,21 @@ class TrainingBackend:
             np.clip(data, 0.0, 1.0, out=data)  # CPU: a view of the live buffer
         else:
             self.set_image(np.clip(data, 0.0, 1.0))
+
+
+class TrainingGradient:
+    """The ort-training backend of one engine: per-size artifacts from the on-disk cache."""
+
+    def __init__(self, model: onnx.ModelProto, info: ModelInfo, device: str, threads: int, cache_root: Path):
+        self.model, self.info, self.device, self.threads = model, info, device, threads
+        self.cache_root = cache_root
+
+    def prepare(self, spec: LossSpec, frozen: dict[str, np.ndarray], height: int, width: int) -> Prepared:
+        entry = ensure(self.model, self.info.sha256, spec, height, width, self.cache_root)
+        objective = TrainingBackend(entry, frozen, self.device, self.threads)
+        return Prepared(objective, entry.built, entry.seconds)
+
+
+def create(model: onnx.ModelProto, info: ModelInfo, device: str, threads: int, cache_root: Path):
+    require_training()
+    return TrainingGradient(model, info, device, threads, cache_root)
