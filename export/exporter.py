@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from export.losses import StyleTransferLoss
 from export.network import VGGFeatures
 from export.weights import Weights
 from nst_ort import contract
-from nst_ort.contract import Arch, Pooling
+from nst_ort.contract import ExportSpec
 from nst_ort.errors import FAILURE, NstError
 from nst_ort.files import write_bytes
 
@@ -30,14 +29,6 @@ OPSET = 17  # onnxruntime-training 1.19.2 runs opset <= 21 and IR <= 10
 IR_VERSION = 8  # what opset 17 needs; well inside what every ORT build reads
 TOLERANCE = 1e-4  # relative error allowed between ONNX Runtime and torch at validation
 VALIDATION_SIZES = ((64, 80), (96, 72))  # two sizes, odd pooling cases included (72/8=9)
-
-
-@dataclass(frozen=True)
-class ExportSpec:
-    arch: Arch = Arch.VGG16
-    pooling: Pooling = Pooling.AVG
-    content_layers: tuple[str, ...] = contract.EXPORT_CONTENT_LAYERS
-    style_layers: tuple[str, ...] = contract.EXPORT_STYLE_LAYERS
 
 
 def build_loss_module(spec: ExportSpec, weights: Weights) -> StyleTransferLoss:

@@ -1,12 +1,21 @@
-"""What a stylisation run is asked to do: one frozen dataclass, choices as str Enums."""
+"""What a run is asked to do: frozen dataclasses, choices as str Enums, and the one validation pass.
+
+Every user-facing default is written here once, as a field default (the study and bundle front
+ends start from presets of these); the CLI reads its option defaults from the fields. Errors
+name config fields in backticks (`style_blend`); the CLI shows each as its option (--style-blend).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 
-from nst_ort import backends, contract
+from nst_ort import backends, contract, errors
+from nst_ort.errors import NstError
+from nst_ort.imageio import fit_longest
+from nst_ort.model import ModelInfo
 
 
 class Optimizer(str, Enum):
@@ -34,16 +43,39 @@ class InitKind(str, Enum):
     STYLE = "style"
 
 
+class Status(str, Enum):
+    """How a run ended (or that it has not): in results, reports and sweep records."""
+
+    RUNNING = "running"
+    DONE = "done"
+    CONVERGED = "converged"  # L-BFGS stopped before its iterations: nothing left to gain
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM; the last image is kept
+    NONFINITE = "nonfinite"  # a loss or gradient became NaN or infinite; the last good image is kept
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    @property
+    def stopped(self) -> bool:
+        """Ended before its iterations were done, for a reason the caller must hear of."""
+        return self in (Status.INTERRUPTED, Status.NONFINITE)
+
+    @property
+    def exit_code(self) -> int:
+        return {Status.NONFINITE: errors.FAILURE, Status.INTERRUPTED: errors.INTERRUPTED}.get(self, 0)
+
+
 @dataclass(frozen=True)
 class LossSpec:
     """Which layers enter the loss, with what weights: α L_content + β L_style + γ TV."""
 
-    content_layers: dict[str, float] = field(
-        default_factory=lambda: {layer: 1.0 for layer in contract.DEFAULT_CONTENT_LAYERS}
-    )
+    content_layers: dict[str, float] = field(default_factory=lambda: {"relu4_2": 1.0})
     # Equal weights over the five layers, as in the paper's Figure 2 (w_l = 1/5).
     style_layers: dict[str, float] = field(
-        default_factory=lambda: {layer: 0.2 for layer in contract.DEFAULT_STYLE_LAYERS}
+        default_factory=lambda: dict.fromkeys(("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"), 0.2)
     )
     # α/β = 1e-4, the strong-style end of the paper's range for its Figure 2 (1e-3 … 1e-4), chosen
     # by eye on tubingen + starry_night with the default model (HED's VGG-16, Caffe's 0–255
@@ -53,6 +85,11 @@ class LossSpec:
     style_weight: float = 1e4
     # Off by default as in the paper; a small γ smooths high-frequency noise.
     tv_weight: float = 0.0
+
+    @property
+    def ratio(self) -> float:
+        """α/β, the paper's measure of content against style."""
+        return self.content_weight / self.style_weight
 
     def layer_key(self) -> str:
         """The layer set, which decides the shape of the training graph (not the weights)."""
@@ -80,7 +117,7 @@ class StylizeConfig:
     # Coarse-to-fine: longest sides of the passes run before the one at `size` (which is added
     # when the last scale is smaller), each initialised with the previous result upsampled.
     scales: tuple[int, ...] | None = None
-    # Iterations of each pass, `size`'s included; None: see scales.default_iterations.
+    # Iterations of each pass, `size`'s included; None: see passes.default_iterations.
     scale_iterations: tuple[int, ...] | None = None
     preserve_colors: PreserveColors = PreserveColors.NONE
     device: Device = Device.AUTO
@@ -88,7 +125,8 @@ class StylizeConfig:
     backend: str = backends.DEFAULT  # where dL/dimage comes from: a name in backends.BACKENDS
 
 
-def _init_from(value) -> InitKind | Path:
+def parse_init(value: str | Path) -> InitKind | Path:
+    """`noise`, `content`, `style` or an image file."""
     try:
         return InitKind(value)
     except ValueError:
@@ -96,10 +134,10 @@ def _init_from(value) -> InitKind | Path:
 
 
 def config_from_dict(data: dict) -> StylizeConfig:
-    """A StylizeConfig from its JSON form in a report (for --resume)."""
+    """A StylizeConfig from its JSON form in a report (for resume)."""
     converters = {
         "model": lambda v: Path(v) if v else None,
-        "init": _init_from,
+        "init": parse_init,
         "loss": lambda v: LossSpec(**v),
     }
     defaults = StylizeConfig()
@@ -116,3 +154,108 @@ def config_from_dict(data: dict) -> StylizeConfig:
             value = tuple(value)
         kwargs[f.name] = value
     return StylizeConfig(**kwargs)
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+
+def pass_sizes(config: StylizeConfig) -> list[int]:
+    """The longest side of each pass: the scales, then `size` unless the last scale is it."""
+    sizes = list(config.scales or ())
+    if not sizes or sizes[-1] < config.size:
+        sizes.append(config.size)
+    return sizes
+
+
+def _finite(name: str, value: float) -> None:
+    if not math.isfinite(value):
+        raise NstError(f"`{name}` {value}: must be a finite number")
+
+
+def _check_scales(config: StylizeConfig) -> None:
+    scales = list(config.scales or ())
+    if any(s < contract.MIN_SIDE for s in scales):
+        raise NstError(f"`scales`: every scale must be at least {contract.MIN_SIDE} px")
+    if any(b <= a for a, b in zip(scales, scales[1:], strict=False)):
+        raise NstError("`scales` must increase, e.g. 256,512")
+    if scales and scales[-1] > config.size:
+        raise NstError(f"`scales` {scales[-1]} is larger than `size` {config.size}")
+    if config.scale_iterations is not None:
+        sizes = pass_sizes(config)
+        if len(config.scale_iterations) != len(sizes):
+            raise NstError(
+                f"`scale_iterations` has {len(config.scale_iterations)} counts for {len(sizes)} passes "
+                f"({', '.join(map(str, sizes))} px)"
+            )
+        if any(n < 1 for n in config.scale_iterations):
+            raise NstError("`scale_iterations`: every count must be at least 1")
+
+
+def _check_blend(blend: tuple[float, ...] | None, styles: int | None) -> None:
+    if blend is None:
+        return
+    if styles is not None and len(blend) != styles:
+        raise NstError(f"`style_blend` has {len(blend)} weights for {styles} style images")
+    if not all(math.isfinite(w) and w >= 0 for w in blend) or sum(blend) <= 0:
+        raise NstError("`style_blend` weights must be finite, non-negative and not all zero")
+
+
+def check_loss(spec: LossSpec, info: ModelInfo | None = None) -> None:
+    """Finite weights, layer weights 0 or more, and (given the model) layers it has."""
+    for name in ("content_weight", "style_weight", "tv_weight"):
+        _finite(name, getattr(spec, name))
+    for kind, layers in (("content", spec.content_layers), ("style", spec.style_layers)):
+        for layer, weight in layers.items():
+            if not math.isfinite(weight) or weight < 0:
+                raise NstError(
+                    f"`{kind}_layers`: weight {weight} for {layer} must be a finite number, 0 or more"
+                )
+        available = () if info is None else getattr(info, f"{kind}_layers")
+        missing = [layer for layer in layers if info is not None and layer not in available]
+        if missing:
+            raise NstError(
+                f"{info.path.name} has no {kind} layer {', '.join(missing)}; it has "
+                f"{', '.join(available)} (`nst-ort export` includes every layer)"
+            )
+
+
+def validate(
+    config: StylizeConfig,
+    model_info: ModelInfo | None = None,
+    styles: int | None = None,
+    frame: tuple[int, int] | None = None,
+) -> None:
+    """Refuse, with one line naming the config field, what `config` cannot run.
+
+    The checks that need more than the config run when it is given: `model_info` (the layers it
+    has), `styles` (how many style images, for style_blend), `frame` (the content's height and
+    width: every pass must leave the deepest layers some pixels).
+    """
+    check_loss(config.loss, model_info)
+    for name in ("lr", "style_scale"):
+        _finite(name, getattr(config, name))
+    if config.size < contract.MIN_SIDE:
+        raise NstError(f"`size` {config.size} is too small; at least {contract.MIN_SIDE} px")
+    if config.iterations < 1:
+        raise NstError(f"`iterations` {config.iterations}: at least 1")
+    if config.lr < 0:
+        raise NstError(f"`lr` {config.lr}: must not be negative")
+    if config.style_scale <= 0:
+        raise NstError(f"`style_scale` {config.style_scale}: must be positive")
+    if config.threads < 0:
+        raise NstError(f"`threads` {config.threads}: 0 (one per core) or more")
+    backends.check_name(config.backend)
+    if isinstance(config.init, Path) and not config.init.is_file():
+        raise NstError(f"`init` {config.init}: not noise, content, style or an image file")
+    _check_scales(config)
+    _check_blend(config.style_blend, styles)
+    if frame is not None:
+        sizes = pass_sizes(config)
+        for i, size in enumerate(sizes):
+            height, width = fit_longest(*frame, size)
+            if min(height, width) < contract.MIN_SIDE:
+                name = "scales" if i < len(sizes) - 1 else "size"
+                raise NstError(
+                    f"`{name}` {size} makes a {width}x{height} image; the deepest layers need at "
+                    f"least {contract.MIN_SIDE} px per side"
+                )

@@ -7,6 +7,7 @@ the ONNX file is defined here once. Layer names are Caffe's (`conv1_1`, `relu4_2
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import Enum
 
 FORMAT_VERSION = 1
@@ -27,12 +28,8 @@ class Pooling(str, Enum):
 BLOCKS = {Arch.VGG16: (2, 2, 3, 3, 3), Arch.VGG19: (2, 2, 4, 4, 4)}
 CHANNELS = (64, 128, 256, 512, 512)
 
-DEFAULT_CONTENT_LAYERS = ("relu4_2",)
-DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-# What an export makes available by default: the paper's content layers of Figure 1
-# (conv1_2 … conv5_2) and its style layers; the runtime may use any subset.
-EXPORT_CONTENT_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
-EXPORT_STYLE_LAYERS = DEFAULT_STYLE_LAYERS
+# The smallest image side: the deepest pooling layer needs a few pixels left at 1/16 scale.
+MIN_SIDE = 16
 
 
 def layer_sequence(arch: Arch) -> list[str]:
@@ -52,6 +49,22 @@ def conv_layers(arch: Arch) -> list[str]:
 def loss_layers(arch: Arch) -> list[str]:
     """Layers a loss may use: the ReLU outputs (the paper's 'conv4_2' means relu4_2)."""
     return [n for n in layer_sequence(arch) if n.startswith("relu")]
+
+
+# What an export makes available by default: the paper's content layers of Figure 1
+# (conv1_2 … conv5_2) and its style layers; the runtime may use any subset.
+EXPORT_CONTENT_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
+EXPORT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """What an export holds: the network and the layers a run may use (the exporter's input)."""
+
+    arch: Arch = Arch.VGG16
+    pooling: Pooling = Pooling.AVG
+    content_layers: tuple[str, ...] = EXPORT_CONTENT_LAYERS
+    style_layers: tuple[str, ...] = EXPORT_STYLE_LAYERS
 
 
 def block_of(layer: str) -> int:

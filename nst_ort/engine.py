@@ -1,8 +1,8 @@
-"""The stylisation engine: one loaded model, its target graphs and training artifacts, reused.
+"""The stylisation engine: one loaded model, its target sessions and its gradient backend, reused.
 
-Data flows one way: images -> targets -> artifacts -> loop -> image. `stylize()` in api.py is
-one pass through it; sweeps and coarse-to-fine runs make many passes through one engine, so
-target sessions and artifacts are built once per layer set and size.
+Data flows one way: images -> targets -> gradient backend -> loop -> image. `stylize()` in api.py
+is one pass through it; sweeps and coarse-to-fine runs make many passes through one engine, so
+target sessions and the backend's sessions or artifacts are built once per layer set (and size).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from nst_ort import backends, paths
 from nst_ort.backends.ort import resolve_device
-from nst_ort.config import LossSpec, Optimizer
+from nst_ort.config import Device, LossSpec, Optimizer, check_loss
 from nst_ort.errors import NstError
 from nst_ort.graphs import weight_values
 from nst_ort.loop import Callback, LoopResult, run_adam, run_lbfgs
@@ -46,7 +46,7 @@ class Engine:
     def __init__(
         self,
         model_path: Path | None = None,
-        device: str = "auto",
+        device: Device | str = Device.AUTO,
         threads: int = 0,
         cache_root: Path | None = None,
         backend: str = backends.DEFAULT,
@@ -54,7 +54,7 @@ class Engine:
         factory = backends.factory(backend)
         self.backend = backend
         self.model, self.info = load_model(model_path or paths.default_model_path())
-        self.device = resolve_device(device)
+        self.device = resolve_device(Device(device).value)
         self.threads = threads
         self.cache_root = cache_root or paths.artifacts_dir()
         self.gradient = factory(self.model, self.info, self.device, threads, self.cache_root)
@@ -64,18 +64,6 @@ class Engine:
     def model_info(self) -> ModelInfo:
         return self.info
 
-    def check_layers(self, spec: LossSpec) -> None:
-        for kind, wanted, available in (
-            ("content", spec.content_layers, self.info.content_layers),
-            ("style", spec.style_layers, self.info.style_layers),
-        ):
-            missing = [layer for layer in wanted if layer not in available]
-            if missing:
-                raise NstError(
-                    f"{self.info.path.name} has no {kind} layer {', '.join(missing)}; "
-                    f"it has {', '.join(available)} (export with --{kind}-layers to add more)"
-                )
-
     def check_memory(self, spec: LossSpec, height: int, width: int) -> None:
         """Refuse a size whose estimated host memory exceeds what is available (CPU only)."""
         if self.device == "cpu":
@@ -84,7 +72,7 @@ class Engine:
     def _targets(self, spec: LossSpec) -> TargetComputer:
         key = spec.layer_key()
         if key not in self._target_computers:
-            self.check_layers(spec)
+            check_loss(spec, self.info)  # a layer the model lacks would fail deep in onnx
             self._target_computers[key] = TargetComputer(self.model, spec, self.device, self.threads)
         return self._target_computers[key]
 
@@ -122,7 +110,7 @@ class Engine:
         start_step: int = 0,
     ) -> tuple[LoopResult, PassInfo]:
         """Optimise the image from `init` (NCHW) against the given targets."""
-        self.check_layers(spec)
+        check_loss(spec, self.info)
         _, _, height, width = init.shape
         self.check_memory(spec, height, width)
         frozen = {**targets.values, **weight_values(spec)}

@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from nst_ort.contract import MIN_SIDE
 from nst_ort.errors import NstError
 from nst_ort.files import atomic_path
-
-MIN_SIDE = 16  # the deepest pooling layer needs a few pixels left at 1/16 scale
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:

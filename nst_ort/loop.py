@@ -18,6 +18,7 @@ import numpy as np
 from scipy.optimize import Bounds, minimize
 
 from nst_ort import contract
+from nst_ort.config import Status
 
 try:
     from threadpoolctl import threadpool_limits
@@ -46,7 +47,7 @@ Callback = Callable[[StepRecord, np.ndarray], None]
 class LoopResult:
     image: np.ndarray  # NCHW float32, the last good iterate
     records: list[StepRecord] = field(default_factory=list)
-    status: str = "done"  # done | converged | interrupted | nonfinite
+    status: Status = Status.DONE
     message: str = ""
     evaluations: int = 0
 
@@ -63,7 +64,7 @@ def _check_finite(terms: dict[str, float], grad: np.ndarray) -> None:
         raise NonFinite("the gradient became non-finite")
 
 
-NONFINITE_HINT = "try a smaller --lr, smaller --style-weight, or other weights"
+NONFINITE_HINT = "try a smaller `lr`, smaller `style_weight`, or other weights"
 
 
 def _single_threaded_blas():
@@ -132,11 +133,11 @@ def run_lbfgs(
             )
         result.image = np.asarray(outcome.x, np.float32).reshape(objective.shape)
         if len(result.records) < iterations and outcome.nfev < math.ceil(iterations * 1.25):
-            result.status, result.message = "converged", str(outcome.message)
+            result.status, result.message = Status.CONVERGED, str(outcome.message)
     except NonFinite as exc:
-        result.status, result.message = "nonfinite", f"{exc}; {NONFINITE_HINT}"
+        result.status, result.message = Status.NONFINITE, f"{exc}; {NONFINITE_HINT}"
     except KeyboardInterrupt:
-        result.status, result.message = "interrupted", "interrupted"
+        result.status, result.message = Status.INTERRUPTED, "interrupted"
     return result
 
 
@@ -179,7 +180,7 @@ def run_adam(
             if callback is not None:
                 callback(record, image)
     except NonFinite as exc:
-        result.status, result.message = "nonfinite", f"{exc}; {NONFINITE_HINT}"
+        result.status, result.message = Status.NONFINITE, f"{exc}; {NONFINITE_HINT}"
     except KeyboardInterrupt:
-        result.status, result.message = "interrupted", "interrupted"
+        result.status, result.message = Status.INTERRUPTED, "interrupted"
     return result

@@ -13,6 +13,7 @@ import os
 
 from nst_ort import contract
 from nst_ort.config import LossSpec
+from nst_ort.contract import MIN_SIDE
 from nst_ort.errors import NstError
 from nst_ort.model import ModelInfo
 
@@ -79,7 +80,7 @@ def check_fits(
     if need <= available:
         return
     side = largest_fitting_side(info, spec, height, width, available)
-    hint = f"the largest size that fits is about --size {side}" if side >= 16 else "no size fits"
+    hint = f"the largest size that fits is about `size` {side}" if side >= MIN_SIDE else "no size fits"
     raise NstError(
         f"{width}x{height} px needs about {need / 2**30:.1f} GiB of memory, "
         f"{available / 2**30:.1f} GiB is available; {hint}"

@@ -62,7 +62,7 @@ def load_model(path: Path) -> tuple[onnx.ModelProto, ModelInfo]:
     """Load and check an nst-ort export; every way it can be wrong is a one-line NstError."""
     path = Path(path)
     if not path.exists():
-        raise NstError(f"{path}: no such model file; run `nst-ort export` first or pass --model")
+        raise NstError(f"{path}: no such model file; run `nst-ort export` first or pass `model`")
     if not path.is_file():
         raise NstError(f"{path}: is a directory, not a model file")
     try:

@@ -11,6 +11,7 @@ from enum import Enum
 from importlib import metadata
 from pathlib import Path
 
+from nst_ort.config import Status
 from nst_ort.files import write_text
 from nst_ort.loop import StepRecord
 
@@ -64,7 +65,7 @@ class Report:
     def __init__(self, config, model_info, device: str, inputs: dict):
         self.started = time.time()
         self.data: dict = {
-            "status": "running",
+            "status": Status.RUNNING,
             "config": plain(config),
             "inputs": plain(inputs),
             "model": model_info.as_dict(),
@@ -86,9 +87,9 @@ class Report:
         self.data["iterations"] = previous["iterations"] + self.data["iterations"]
         self.data["passes"] = previous["passes"] + self.data["passes"]
 
-    def finish(self, status: str, message: str, output: Path | None, report: Path | None = None) -> dict:
+    def finish(self, status: Status, message: str, output: Path | None, report: Path | None = None) -> dict:
         self.data.update(
-            status=status,
+            status=Status(status),
             message=message,
             output=str(output) if output else None,
             report=str(report) if report else None,

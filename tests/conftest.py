@@ -1,8 +1,16 @@
-"""Shared fixtures: one tiny random-weight export per test session, a private cache."""
+"""Shared fixtures: one tiny random-weight export per test session, a private cache, synthetic
+images, and the one way to run the command line (`cli`, in this process; `run_process` where a
+real process matters: signals, a missing package, the exit code of the script itself)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +29,16 @@ def private_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    """A random-weight VGG-16 export (avg pooling) with the default layers, at the default path.
+    """A random-weight VGG-16 export (avg pooling) with the default layers.
 
     $NST_ORT_TEST_MODEL names that export made beforehand (`nst-ort export --weights random -o
     PATH`), for environments without torch, such as plain onnxruntime's CI step.
     """
     if os.environ.get("NST_ORT_TEST_MODEL"):
         return Path(os.environ["NST_ORT_TEST_MODEL"])
-    from export.exporter import ExportSpec, export_model
+    from export.exporter import export_model
     from export.weights import random_weights
-    from nst_ort.contract import Arch
+    from nst_ort.contract import Arch, ExportSpec
 
     path = tmp_path_factory.mktemp("models") / "tiny.onnx"
     export_model(path, ExportSpec(), random_weights(Arch.VGG16, seed=0))
@@ -68,3 +76,67 @@ def shared_images() -> Path:
     if not SHARED_IMAGES.is_dir():
         pytest.skip("../shared/images is not present")
     return SHARED_IMAGES
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def error(self) -> str:
+        """The one line a failed command prints, checked to be one line starting `error: `."""
+        lines = self.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), self.stderr
+        return lines[0]
+
+
+@pytest.fixture
+def cli():
+    """Run `nst-ort ARGS…` in this process, through main() as the script does (its error lines
+    and exit codes included); stdout and stderr are captured apart, signal handlers restored."""
+    from nst_ort.cli import main
+
+    def run(*args) -> CliResult:
+        stdout, stderr = io.StringIO(), io.StringIO()
+        handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+        code = 0
+        try:
+            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                main([str(arg) for arg in args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+        return CliResult(code, stdout.getvalue(), stderr.getvalue())
+
+    return run
+
+
+@pytest.fixture
+def cli_process():
+    """Run `nst-ort ARGS…` in a fresh Python process; `hide` names top-level packages that the
+    process must find missing, as where they were never installed."""
+
+    def run(*args, hide: tuple[str, ...] = (), **kwargs) -> subprocess.CompletedProcess:
+        prelude = "".join(f"import sys; sys.modules[{name!r}] = None\n" for name in hide)
+        code = prelude + "from nst_ort.cli import main; main()"
+        return subprocess.run(
+            [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, **kwargs
+        )
+
+    return run
+
+
+@pytest.fixture
+def cli_popen():
+    """Start `nst-ort ARGS…` in a fresh process, for tests that signal it."""
+
+    def start(*args) -> subprocess.Popen:
+        code = "from nst_ort.cli import main; main()"
+        command = [sys.executable, "-c", code, *map(str, args)]
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    return start

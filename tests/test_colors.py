@@ -4,7 +4,6 @@ gives the style the content's colour statistics."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from nst_ort import PreserveColors, StylizeConfig, stylize
 from nst_ort.colors import color_transfer, match_histogram, rgb_to_yiq, yiq_to_rgb
@@ -94,17 +93,3 @@ def test_histogram_mode_is_stylize_with_the_matched_style(tiny_model, make_image
     plain = stylize(content, [style], config)
     np.testing.assert_array_equal(actual.image, matched.image)
     assert np.max(np.abs(actual.image - plain.image)) > 1e-3
-
-
-@pytest.mark.parametrize("mode", ["luminance", "histogram"])
-def test_cli_preserve_colors(tiny_model, make_image, tmp_path, mode):
-    from typer.testing import CliRunner
-
-    from nst_ort.cli import app
-
-    content, style = make_image("c.png", 40, 48, seed=0), make_image("s.png", 40, 40, seed=1)
-    output = tmp_path / "out.png"
-    args = ["stylize", str(content), str(style), "-o", str(output), "--model", str(tiny_model)]
-    result = CliRunner().invoke(app, [*args, "--size", "48", "--iterations", "3", "--preserve-colors", mode])
-    assert result.exit_code == 0, result.output
-    assert load_image(output).shape == (40, 48, 3)

@@ -48,7 +48,7 @@ except ImportError:  # a broken installation reads as a missing one
 
 INSTALL_HINT = (
     "install an ONNX Runtime: pip install 'nst-ort[cpu]' (or 'nst-ort[cuda]' for NVIDIA GPUs, "
-    "or 'nst-ort[ort]': plain onnxruntime, for --backend ort-graph only)"
+    "or 'nst-ort[ort]': plain onnxruntime, for `backend` ort-graph only)"
 )
 
 
@@ -90,7 +90,7 @@ def resolve_device(requested: str) -> str:
     require_ort()
     if requested == "cuda" and not cuda_available():
         raise NstError(
-            "--device cuda: this onnxruntime has no CUDA execution provider "
+            "`device` cuda: this onnxruntime has no CUDA execution provider "
             f"(it has {', '.join(ort.get_available_providers())}); install 'nst-ort[cuda]'"
         )
     device = ("cuda" if cuda_available() else "cpu") if requested == "auto" else requested

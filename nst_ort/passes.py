@@ -1,0 +1,151 @@
+"""The passes of one run: one at the output size, or coarse-to-fine over several sizes.
+
+Coarse-to-fine optimises at a small size first and starts each larger pass from the previous
+result, upsampled. An evaluation costs in proportion to the pixel count, so the many iterations
+that take the image from noise to a stylised picture run cheaply at a small size, and the
+larger sizes only add detail. Content and style targets are recomputed for every size.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nst_ort.config import InitKind, Status, StylizeConfig, pass_sizes
+from nst_ort.errors import NstError
+from nst_ort.imageio import fit_longest, from_nchw, load_image, resize, to_nchw
+from nst_ort.loop import Callback
+from nst_ort.report import Report
+from nst_ort.run import Run
+
+# The final pass gets this share of `iterations` by default; the coarser passes share the rest
+# (e.g. --iterations 500 --scales 256,512: 400 iterations at 256 px, 100 at 512 px). The coarse
+# passes set the large structures cheaply, but the final one still has to add the fine texture
+# that the low style layers (relu1_1, relu2_1) weigh heavily: measured with the HED VGG-16 at
+# 128 px, a final pass started from 240 iterations at 64 px stays about 50 evaluations ahead of
+# L-BFGS from noise (loss 3.65e5 after 136 iterations; from noise, 3.62e5 after 190), about
+# what the coarse pass cost. At 512 px (benchmarks/test_coarse_to_fine.py) the whole run takes
+# 0.41x single scale's time and ends 33% above its loss: the upsampled start lacks the top
+# octave that the full-size loss weighs most, so the last pass gains little from the others.
+FINAL_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One planned pass: its index among `count`, its longest side and its iterations."""
+
+    index: int
+    count: int
+    size: int
+    iterations: int
+
+
+@dataclass
+class PassesResult:
+    image: np.ndarray  # (height, width, 3) float32 RGB in [0, 1], at the last pass's size
+    status: Status
+    message: str
+
+
+PassCallback = Callable[[Pass], None]
+
+
+def default_iterations(count: int, iterations: int) -> tuple[int, ...]:
+    """`iterations` split over `count` passes: FINAL_SHARE to the last, the rest evenly."""
+    if count == 1:
+        return (iterations,)
+    final = max(1, round(iterations * FINAL_SHARE))
+    coarse = max(1, round((iterations - final) / (count - 1)))
+    return (coarse,) * (count - 1) + (final,)
+
+
+def plan(config: StylizeConfig) -> list[Pass]:
+    """The passes a validated `config` asks for (config.validate checks scales and counts)."""
+    sizes = pass_sizes(config)
+    counts = config.scale_iterations or default_iterations(len(sizes), config.iterations)
+    return [Pass(i, len(sizes), size, n) for i, (size, n) in enumerate(zip(sizes, counts, strict=True))]
+
+
+def initial_image(
+    config: StylizeConfig, height: int, width: int, content: np.ndarray | None, styles: list[np.ndarray]
+) -> np.ndarray:
+    """The first pass's start: noise (the paper), the content, a style, or an image file."""
+    if isinstance(config.init, Path):
+        return resize(load_image(config.init), height, width)
+    init = InitKind(config.init)
+    if init is InitKind.NOISE:
+        rng = np.random.default_rng(config.seed)
+        return rng.random((height, width, 3), dtype=np.float32)
+    if init is InitKind.CONTENT:
+        if content is None:
+            raise NstError("`init` content needs a content image")
+        return resize(content, height, width)
+    if not styles:
+        raise NstError("`init` style needs a style image")
+    return resize(styles[0], height, width)
+
+
+def run_passes(
+    run: Run,
+    content: np.ndarray | None,
+    styles: list[np.ndarray],
+    report: Report,
+    callback: Callback | None = None,
+    on_pass: PassCallback | None = None,
+    resume: tuple[np.ndarray, int] | None = None,
+) -> PassesResult:
+    """Run every planned pass of `run` on these images; each adds its records and a pass to `report`.
+
+    `content` and `styles` are what the network sees (run.content and run.styles, or their
+    colour-preserving versions); `content` is resized from its full size for each pass, never
+    from a smaller copy. A pass that is interrupted or meets a non-finite loss ends the run with
+    its last good image, at its size. `resume` (image, steps done) skips the passes already
+    finished and continues the one the interrupted run was in, from its image.
+    """
+    config, engine = run.config, run.engine
+    image: np.ndarray | None = None
+    steps = 0
+    if resume is not None:
+        image, steps = resume
+    before = 0  # iterations of the passes before `current`
+    result = None
+    for current in plan(config):
+        before, left = before + current.iterations, before + current.iterations - steps
+        if left <= 0:
+            continue  # finished before the interrupt
+        height, width = fit_longest(*run.frame, current.size)
+        if on_pass is not None:
+            on_pass(current)
+        pass_content = None if content is None else resize(content, height, width)
+        targets = engine.targets(
+            config.loss, pass_content, styles, run.blend, config.style_scale, (height, width)
+        )
+        if image is None:
+            start = initial_image(config, height, width, pass_content, styles)
+        else:
+            start = resize(image, height, width)
+        result, info = engine.optimize(
+            config.loss,
+            targets,
+            to_nchw(start),
+            config.optimizer,
+            min(left, current.iterations),
+            config.lr,
+            callback,
+            start_step=steps,
+        )
+        # Records time the loop from its own start, after the artifacts and session are ready.
+        report.add_records(result.records, time.time() - info.loop_seconds)
+        report.add_pass(info, result.evaluations)
+        steps += len(result.records)
+        image = from_nchw(result.image)
+        if result.status.stopped:
+            where = f" in pass {current.index + 1}/{current.count} ({width}x{height})"
+            return PassesResult(image, result.status, result.message + (where if current.count > 1 else ""))
+    if result is None or image is None:
+        return PassesResult(image, Status.DONE, "nothing left to do")
+    return PassesResult(image, result.status, result.message)

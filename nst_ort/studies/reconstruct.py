@@ -1,0 +1,60 @@
+"""Reconstructions: one loss alone, from noise (the paper's Figure 1).
+
+The content loss at one layer shows what that layer keeps of the image; the style loss on some
+layers gives a texture with the image's style at their scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from enum import Enum
+
+from nst_ort.api import StylizeResult
+from nst_ort.config import InitKind, LossSpec, StylizeConfig
+from nst_ort.engine import Engine
+from nst_ort.loop import Callback
+from nst_ort.passes import PassCallback, run_passes
+from nst_ort.run import ImageLike, prepare, source_name
+
+# From noise, as the paper; a loss alone needs more iterations than a stylisation from the
+# content image to settle.
+DEFAULTS = StylizeConfig(iterations=500, init=InitKind.NOISE)
+
+
+class ReconstructKind(str, Enum):
+    CONTENT = "content"
+    STYLE = "style"
+
+
+def reconstruction_loss(kind: ReconstructKind, layers: list[str] | tuple[str, ...]) -> LossSpec:
+    """One loss alone: content at one layer (weight 1), or style on `layers` (equal weights 1/N,
+    as the paper weights its style layers). α and β keep their defaults, so loss values read
+    like a stylisation's terms."""
+    if ReconstructKind(kind) is ReconstructKind.CONTENT:
+        return LossSpec(content_layers=dict.fromkeys(layers, 1.0), style_layers={})
+    return LossSpec(content_layers={}, style_layers=dict.fromkeys(layers, 1.0 / len(layers)))
+
+
+def reconstruct(
+    image: ImageLike,
+    kind: ReconstructKind,
+    config: StylizeConfig,
+    engine: Engine | None = None,
+    callback: Callback | None = None,
+    on_pass: PassCallback | None = None,
+) -> StylizeResult:
+    """Minimise `config.loss` (from `reconstruction_loss`) alone, from `config.init` (noise).
+
+    The output has the image's aspect ratio and `config.size` as its longest side.
+    """
+    kind = ReconstructKind(kind)
+    if config.init is InitKind.CONTENT:
+        # Starting from the image itself would make a content reconstruction trivial.
+        config = replace(config, init=InitKind.NOISE)
+    if kind is ReconstructKind.CONTENT:
+        run = prepare(config, image, [], engine)
+    else:
+        run = prepare(config, None, [image], engine)
+    report = run.report({"reconstruct": kind.value, "image": source_name(image)})
+    result = run_passes(run, run.content, run.styles, report, callback, on_pass)
+    return StylizeResult(result.image, result.status, result.message, report)

@@ -1,0 +1,98 @@
+"""The engine: targets (blended Grams), and optimisation passes through either backend."""
+
+import numpy as np
+import pytest
+
+from nst_ort import backends, contract
+from nst_ort.backends.ort import has_training
+from nst_ort.config import LossSpec, Optimizer
+from nst_ort.engine import Engine
+
+H, W = 48, 64
+SPEC = LossSpec(content_weight=1.0, style_weight=1e3, tv_weight=0.0)
+
+
+@pytest.fixture(scope="module", params=list(backends.BACKENDS))
+def engine(request, tiny_model):
+    if request.param == "ort-training" and not has_training():
+        pytest.skip("needs onnxruntime-training")
+    return Engine(tiny_model, "cpu", threads=2, backend=request.param)
+
+
+def images(seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.random((H, W, 3), dtype=np.float32) for _ in range(3)]
+
+
+def test_lbfgs_lowers_the_loss_and_keeps_pixels_in_range(engine):
+    content, style, start = images(1)
+    targets = engine.targets(SPEC, content, [style], [1.0], 1.0, (H, W))
+    seen = []
+    result, info = engine.optimize(
+        SPEC,
+        targets,
+        start.transpose(2, 0, 1)[None],
+        Optimizer.LBFGS,
+        15,
+        0.0,
+        callback=lambda record, image: seen.append(record),
+    )
+    losses = [r.terms[contract.LOSS] for r in result.records]
+    assert result.status == "done" and len(result.records) == 15 == len(seen)
+    assert losses[-1] < 0.5 * losses[0]
+    assert result.evaluations >= 15 and result.records[-1].evaluations == result.evaluations
+    assert 0.0 <= result.image.min() and result.image.max() <= 1.0
+    assert (info.height, info.width) == (H, W)
+
+
+def test_adam_lowers_the_loss_and_matches_its_records(engine):
+    content, style, start = images(2)
+    targets = engine.targets(SPEC, content, [style], [1.0], 1.0, (H, W))
+    result, _ = engine.optimize(SPEC, targets, start.transpose(2, 0, 1)[None], Optimizer.ADAM, 30, 0.02)
+    losses = [r.terms[contract.LOSS] for r in result.records]
+    assert losses[-1] < 0.8 * losses[0]
+    assert 0.0 <= result.image.min() and result.image.max() <= 1.0
+
+
+def test_adam_matches_torch_adam(engine):
+    """ORT's AdamW with adam_mode=0 and weight decay 0 (ort-training) and the host's Adam
+    (ort-graph) are torch.optim.Adam (eps 1e-8), pixels clipped to [0, 1] after each step."""
+    torch = pytest.importorskip("torch")
+    from export.exporter import build_loss_module
+    from export.losses import content_loss
+    from export.weights import random_weights
+    from nst_ort.contract import Arch, ExportSpec
+
+    spec = LossSpec(content_layers={"relu2_2": 1.0}, style_layers={})
+    content, _, start = images(3)
+    targets = engine.targets(spec, content, [], [], 1.0, (H, W))
+    steps, lr = 3, 0.01
+    result, _ = engine.optimize(spec, targets, start.transpose(2, 0, 1)[None], Optimizer.ADAM, steps, lr)
+    features = build_loss_module(ExportSpec(), random_weights(Arch.VGG16, 0)).features
+    x = torch.tensor(start.transpose(2, 0, 1)[None].copy(), requires_grad=True)
+    adam = torch.optim.Adam([x], lr=lr, eps=1e-8)
+    target = torch.from_numpy(targets.values["content.relu2_2.target"])
+    for _ in range(steps):
+        adam.zero_grad()
+        content_loss(features(x, {"relu2_2"})["relu2_2"], target).backward()
+        adam.step()
+        with torch.no_grad():
+            x.clamp_(0, 1)
+    np.testing.assert_allclose(result.image, x.detach().numpy(), atol=1e-5)
+
+
+def test_style_blend_is_the_weighted_mean_of_grams(engine):
+    spec = LossSpec(content_layers={}, style_layers={"relu1_1": 1.0})
+    _, a, b = images(4)
+    both = engine.targets(spec, None, [a, b], [0.25, 0.75], 1.0, (H, W)).values
+    only_a = engine.targets(spec, None, [a], [1.0], 1.0, (H, W)).values
+    only_b = engine.targets(spec, None, [b], [1.0], 1.0, (H, W)).values
+    key = contract.style_target("relu1_1")
+    np.testing.assert_allclose(both[key], 0.25 * only_a[key] + 0.75 * only_b[key], rtol=1e-5)
+
+
+def test_a_layer_the_model_lacks_says_what_to_do(engine):
+    spec = LossSpec(content_layers={}, style_layers={"relu3_3": 1.0})
+    with pytest.raises(Exception, match="has no style layer relu3_3; it has relu1_1") as error:
+        engine.targets(spec, None, [images()[0]], [1.0], 1.0, (H, W))
+    assert "`nst-ort export` includes every layer" in str(error.value)

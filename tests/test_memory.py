@@ -1,0 +1,21 @@
+"""The memory estimate, and the largest size that fits."""
+
+import pytest
+
+from nst_ort.config import LossSpec
+from nst_ort.errors import NstError
+from nst_ort.memory import check_fits, estimate_bytes, largest_fitting_side
+from nst_ort.model import load_model
+
+
+def test_memory_estimate_and_largest_size(tiny_model):
+    _, info = load_model(tiny_model)
+    spec = LossSpec()
+    small, large = estimate_bytes(info, spec, 256, 256), estimate_bytes(info, spec, 512, 512)
+    assert 0.5e9 < small < 2e9 and large > small  # measured: about 1.2 GB at 256 px
+    side = largest_fitting_side(info, spec, 300, 400, available=large)
+    assert 560 <= side <= 591 and side % 16 == 0  # 0.75·L² = 512² gives L = 591
+    assert estimate_bytes(info, spec, side * 3 // 4, side) <= large
+    check_fits(info, spec, 300, 400, available=large)
+    with pytest.raises(NstError, match="400x300 px needs about .* GiB"):
+        check_fits(info, spec, 300, 400, available=small // 2)
