@@ -83,7 +83,9 @@ def test_sweep_2x2_then_resume(tiny_model, make_image, tmp_path, cli):
 
 def test_sweep_in_worker_processes(tiny_model, make_image, tmp_path, cli):
     content, style = make_image("c.png", 32, 40, seed=0), make_image("s.png", 32, 32, seed=1)
-    common = ["--model", tiny_model, "--size", 32, "--iterations", 2, "--ratio", "1e-4,1e-2"]
+    # One thread in both: the same arithmetic, whatever the machine's cores (threads otherwise
+    # default to the cores, shared among the jobs, and sums in another order part L-BFGS runs).
+    common = ["--model", tiny_model, "--size", 32, "--iterations", 2, "--ratio", "1e-4,1e-2", "--threads", 1]
     sequential = cli("sweep", content, style, "-o", tmp_path / "one", *common)
     parallel = cli("sweep", content, style, "-o", tmp_path / "two", *common, "--jobs", 2)
     assert sequential.exit_code == 0, sequential.stderr
