@@ -215,7 +215,7 @@ def check_loss(spec: LossSpec, info: ModelInfo | None = None) -> None:
         if missing:
             raise NstError(
                 f"{info.path.name} has no {kind} layer {', '.join(missing)}; it has "
-                f"{', '.join(available)} (`nst-ort export` includes every layer)"
+                f"{', '.join(available)} (`nst-ort export` exports every layer of its network)"
             )
 
 

@@ -27,7 +27,7 @@ KNOWN_LAYERS = frozenset(contract.loss_layers(contract.Arch.VGG19))
 def _unknown(name: str, available: tuple[str, ...] | list[str], what: str) -> NstError:
     message = f"unknown {what} layer {name!r}; available: {', '.join(available)}"
     if name in KNOWN_LAYERS:
-        message += " (the model was exported without it: `nst-ort export` includes every layer)"
+        message += " (not in this export; `nst-ort export` exports every layer of its network)"
     return NstError(message)
 
 

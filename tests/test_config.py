@@ -125,7 +125,7 @@ def test_validate_with_what_the_run_knows():
         validate(StylizeConfig(), INFO)
     assert str(error.value) == (
         "m.onnx has no style layer relu3_1, relu4_1, relu5_1; it has relu1_1, relu2_1 "
-        "(`nst-ort export` includes every layer)"
+        "(`nst-ort export` exports every layer of its network)"
     )
     with pytest.raises(
         NstError, match="^`scales` 20 makes a 20x8 image; the deepest layers need at least 16 px"

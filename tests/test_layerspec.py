@@ -48,7 +48,7 @@ def test_a_layer_the_model_lacks_says_what_to_do():
         layerspec.weighted_layers("relu3_3", STYLE_LAYERS, "style")
     assert str(error.value) == (
         "unknown style layer 'relu3_3'; available: relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 "
-        "(the model was exported without it: `nst-ort export` includes every layer)"
+        "(not in this export; `nst-ort export` exports every layer of its network)"
     )
 
 

@@ -20,9 +20,7 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-MODULES = {
-    module_name(path): path for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))
-}
+MODULES = {module_name(path): path for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))}
 
 
 def is_type_checking(node: ast.If) -> bool:

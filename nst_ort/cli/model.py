@@ -14,7 +14,7 @@ from nst_ort.contract import Arch, ExportSpec, Pooling, loss_layers
 from nst_ort.errors import NstError
 from nst_ort.model import load_model
 
-EXPORT = ExportSpec()
+EXPORT = ExportSpec()  # its layers: every one, as the options' "all"
 
 
 def human_size(size: int) -> str:
@@ -38,10 +38,10 @@ def export_command(
     pooling: Annotated[Pooling, typer.Option(help="avg (the paper's choice) or max.")] = EXPORT.pooling,
     content_layers: Annotated[
         str, typer.Option(help="Layers available for content losses, comma-separated, or 'all'.")
-    ] = ",".join(EXPORT.content_layers),
+    ] = "all",
     style_layers: Annotated[
         str, typer.Option(help="Layers available for style losses, comma-separated, or 'all'.")
-    ] = ",".join(EXPORT.style_layers),
+    ] = "all",
     seed: Annotated[int, typer.Option(help="Seed for --weights random.")] = 0,
 ) -> None:
     """Export the VGG loss graph (features, Grams, loss terms) to one ONNX file."""

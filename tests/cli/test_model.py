@@ -34,6 +34,18 @@ def test_cli_export_and_info(tmp_path, cli):
     assert "gradient graph:  yes" in text and data["gradient_graph"] is True
 
 
+def test_a_layer_left_out_of_the_export_says_what_to_do(tmp_path, make_image, cli):
+    path = tmp_path / "m.onnx"
+    made = cli("export", "--weights", "random", "-o", path, "--style-layers", "relu1_1,relu2_1")
+    assert made.exit_code == 0, made.stderr
+    assert "content layers: relu1_1, relu1_2, relu2_1" in made.stdout  # all, by default
+    result = cli("stylize", make_image(), make_image("s.png"), "-o", tmp_path / "o.png", "--model", path)
+    assert result.error == (
+        "error: unknown style layer 'relu3_1'; available: relu1_1, relu2_1 "
+        "(not in this export; `nst-ort export` exports every layer of its network)"
+    )
+
+
 def test_cli_export_rejects_unknown_layers_in_one_line(tmp_path, cli):
     result = cli("export", "--weights", "random", "-o", tmp_path / "m.onnx", "--style-layers", "relu9_1")
     assert result.exit_code == 2

@@ -82,7 +82,8 @@ def test_style_layers_left_out_mean_the_configs():
     from nst_ort.cli.options import loss_from_options
     from nst_ort.model import ModelInfo
 
-    info = ModelInfo(*[None] * 8, contract.EXPORT_CONTENT_LAYERS, contract.EXPORT_STYLE_LAYERS, *[None] * 4)
+    layers = tuple(contract.loss_layers(contract.Arch.VGG16))
+    info = ModelInfo(*[None] * 8, layers, layers, *[None] * 4)
     actual = loss_from_options(info, "relu4_2", None, 1.0, 1e4, 0.0)
     assert actual == LossSpec()
 

@@ -106,8 +106,8 @@ def test_sweep_refuses_bad_axes(tiny_model, make_image, tmp_path, cli):
         *base, "--ratio", "1e-4,1e-3", "--style-size", "64,128", "--content-layer", "relu1_2,relu2_2"
     )
     assert result.exit_code == 2 and "one or two axes, not 3" in result.error
-    result = cli(*base, "--content-layer", "relu3_1,relu4_2")
-    assert result.exit_code == 2 and "unknown content layer 'relu3_1'" in result.error
+    result = cli(*base, "--content-layer", "relu5_4,relu4_2")
+    assert result.exit_code == 2 and "unknown content layer 'relu5_4'" in result.error
     result = cli(*base, "--style-size", "64", "--style-scale", "1,2")
     assert result.error == "error: --style-size and --style-scale set the same thing; give one"
     result = cli(*base, "--ratio", "0,1")
@@ -133,10 +133,10 @@ def test_cli_reconstruct_style(tiny_model, make_image, tmp_path, cli):
 
 def test_cli_reconstruct_content_refuses_a_layer_the_model_lacks(tiny_model, make_image, tmp_path, cli):
     result = cli(
-        "reconstruct", "content", make_image("c.png"), "-o", tmp_path / "o.png", "--layer", "relu3_1",
+        "reconstruct", "content", make_image("c.png"), "-o", tmp_path / "o.png", "--layer", "relu5_4",
         "--model", tiny_model,
     )  # fmt: skip
     assert result.exit_code == 2
-    assert "unknown content layer 'relu3_1'" in result.error
+    assert "unknown content layer 'relu5_4'" in result.error
     assert "relu3_2" in result.error  # names the layers there are
     assert not (tmp_path / "o.png").exists()

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from nst_ort import contract
 from nst_ort.imageio import load_image
 
 
@@ -66,14 +67,12 @@ def test_cuda_without_the_cuda_build_is_one_line(tiny_model, make_image, tmp_pat
 def test_layer_the_model_lacks_lists_what_it_has(tiny_model, make_image, tmp_path, cli):
     result = cli(
         "stylize", make_image(), make_image("s.png"), "-o", tmp_path / "o.png", "--model", tiny_model,
-        "--style-layers", "relu3_3",
+        "--style-layers", "relu5_4",
     )  # fmt: skip
     assert result.exit_code == 2
-    assert (
-        "unknown style layer 'relu3_3'; available: relu1_1, relu2_1, relu3_1, relu4_1, relu5_1"
-        in result.error
-    )
-    assert "`nst-ort export` includes every layer" in result.error  # what to do
+    available = ", ".join(contract.loss_layers(contract.Arch.VGG16))
+    assert f"unknown style layer 'relu5_4'; available: {available}" in result.error
+    assert "`nst-ort export` exports every layer of its network" in result.error  # what to do
     assert not (tmp_path / "o.png").exists()
 
 

@@ -63,8 +63,8 @@ def test_metadata_describes_the_export(tiny_model):
     assert info.arch is Arch.VGG16 and info.pooling is Pooling.AVG
     assert info.weights == "random:0"
     assert info.weights_sha256 == random_weights(Arch.VGG16, 0).sha256()
-    assert info.content_layers == contract.EXPORT_CONTENT_LAYERS
-    assert info.style_layers == contract.EXPORT_STYLE_LAYERS
+    # Every layer by default, for content and for style.
+    assert info.content_layers == info.style_layers == tuple(contract.loss_layers(Arch.VGG16))
     assert info.preprocessing["mean"] == [0.485, 0.456, 0.406]
     assert info.torch_version == torch.__version__
 
