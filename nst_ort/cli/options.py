@@ -17,6 +17,7 @@ import typer
 
 from nst_ort import backends, layerspec
 from nst_ort.config import Device, LossSpec, Optimizer, PreserveColors, StylizeConfig
+from nst_ort.contract import MIN_SIDE
 from nst_ort.model import ModelInfo
 from nst_ort.studies.grid import AxisKind
 
@@ -52,7 +53,7 @@ OutputImageOption = Annotated[Path, typer.Option("-o", "--output", help="Output 
 ModelOption = Annotated[
     Path | None, typer.Option(help="Exported model (default: the user cache's default model)")
 ]
-SizeOption = Annotated[int, typer.Option(help="Longest side of the output, px.")]
+SizeOption = Annotated[int, typer.Option(help=f"Longest side of the output, px (at least {MIN_SIDE}).")]
 IterationsOption = Annotated[int, typer.Option(help="L-BFGS iterations or Adam steps.")]
 OptimizerOption = Annotated[Optimizer, typer.Option(help="lbfgs (bounded L-BFGS-B) or adam.")]
 LrOption = Annotated[float, typer.Option(help="Adam learning rate on [0, 1] pixels.")]
