@@ -65,6 +65,7 @@ def _reconstruct(
     if kind is reconstruct.ReconstructKind.CONTENT and len(chosen) != 1:
         raise NstError(f"--layer: one content layer, not {len(chosen)}")
     config = replace(config, loss=reconstruct.reconstruction_loss(kind, chosen))
+    run = reconstruct.prepare_reconstruction(image, kind, config, engine)
     if not quiet:
         err.print(
             f"device: {engine.device}; model: {engine.model_info.path} ({engine.model_info.weights}); "
@@ -73,7 +74,7 @@ def _reconstruct(
         )
     interrupt_on_sigterm()
     with ProgressView(config.iterations, quiet, 0, output, description="reconstructing") as view:
-        result = reconstruct.reconstruct(image, kind, config, engine, callback=view, on_pass=view.start_pass)
+        result = reconstruct.reconstruct_run(run, kind, callback=view, on_pass=view.start_pass)
     finish_run(result, output, report, quiet)
 
 

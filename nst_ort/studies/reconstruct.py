@@ -14,7 +14,7 @@ from nst_ort.config import InitKind, LossSpec, StylizeConfig
 from nst_ort.engine import Engine
 from nst_ort.loop import Callback
 from nst_ort.passes import PassCallback, run_passes
-from nst_ort.run import ImageLike, prepare, source_name
+from nst_ort.run import ImageLike, Run, prepare
 
 # From noise, as the paper; a loss alone needs more iterations than a stylisation from the
 # content image to settle.
@@ -35,6 +35,32 @@ def reconstruction_loss(kind: ReconstructKind, layers: list[str] | tuple[str, ..
     return LossSpec(content_layers={}, style_layers=dict.fromkeys(layers, 1.0 / len(layers)))
 
 
+def prepare_reconstruction(
+    image: ImageLike, kind: ReconstructKind, config: StylizeConfig, engine: Engine | None = None
+) -> Run:
+    """run.prepare for a reconstruction: the image is the content or the style, as `kind` says."""
+    if config.init is InitKind.CONTENT:
+        # Starting from the image itself would make a content reconstruction trivial.
+        config = replace(config, init=InitKind.NOISE)
+    if ReconstructKind(kind) is ReconstructKind.CONTENT:
+        return prepare(config, image, [], engine)
+    return prepare(config, None, [image], engine)
+
+
+def reconstruct_run(
+    run: Run,
+    kind: ReconstructKind,
+    callback: Callback | None = None,
+    on_pass: PassCallback | None = None,
+) -> StylizeResult:
+    """`reconstruct` on a prepared run, for callers that show something in between."""
+    kind = ReconstructKind(kind)
+    image = run.sources["content"] if kind is ReconstructKind.CONTENT else run.sources["styles"][0]
+    report = run.report({"reconstruct": kind.value, "image": image})
+    result = run_passes(run, run.content, run.styles, report, callback, on_pass)
+    return StylizeResult(result.image, result.status, result.message, report)
+
+
 def reconstruct(
     image: ImageLike,
     kind: ReconstructKind,
@@ -47,14 +73,5 @@ def reconstruct(
 
     The output has the image's aspect ratio and `config.size` as its longest side.
     """
-    kind = ReconstructKind(kind)
-    if config.init is InitKind.CONTENT:
-        # Starting from the image itself would make a content reconstruction trivial.
-        config = replace(config, init=InitKind.NOISE)
-    if kind is ReconstructKind.CONTENT:
-        run = prepare(config, image, [], engine)
-    else:
-        run = prepare(config, None, [image], engine)
-    report = run.report({"reconstruct": kind.value, "image": source_name(image)})
-    result = run_passes(run, run.content, run.styles, report, callback, on_pass)
-    return StylizeResult(result.image, result.status, result.message, report)
+    run = prepare_reconstruction(image, kind, config, engine)
+    return reconstruct_run(run, kind, callback, on_pass)
