@@ -94,11 +94,12 @@ def test_every_config_option_is_named_after_its_field():
         for name, parameter in inspect.signature(function).parameters.items():
             if name not in FIELDS:
                 continue
-            declared = [
-                decl
-                for meta in getattr(parameter.annotation, "__metadata__", ())
-                for decl in getattr(meta, "param_decls", None) or ()
-            ]
+            declared = []
+            for meta in getattr(parameter.annotation, "__metadata__", ()):
+                # With Annotated, Typer keeps a first positional name in `default`.
+                first = getattr(meta, "default", None)
+                declared += [first] if isinstance(first, str) and first.startswith("-") else []
+                declared += list(getattr(meta, "param_decls", None) or ())
             assert not declared or flag(name) in declared, (words, name, declared)
 
 
