@@ -1,4 +1,4 @@
-"""The optimisation loop: L-BFGS (scipy) or Adam (ONNX Runtime), no I/O.
+"""The optimisation loop: L-BFGS (scipy) or Adam (the backend's), no I/O.
 
 The loop hands a small `StepRecord` and the current image to a callback after every iteration;
 whoever called it draws progress bars or saves images. A non-finite loss or gradient stops the
@@ -159,7 +159,8 @@ def run_adam(
     callback: Callback | None = None,
     start_step: int = 0,
 ) -> LoopResult:
-    """Adam on the device (ONNX Runtime's optimizer), pixels projected onto [0, 1] each step."""
+    """Adam as the backend runs it (ort-training: ONNX Runtime's optimizer on the device; ort-graph:
+    torch.optim.Adam's update on the host), pixels projected onto [0, 1] after each step."""
     result = LoopResult(image=np.array(x0, np.float32))
     objective.set_image(result.image)
     start = time.perf_counter()
