@@ -1,14 +1,19 @@
 """The ONNX Runtime import, its devices and session options, in one place.
 
-Both onnxruntime-training wheels install the module `onnxruntime`; when neither is installed
-the user is told which extra to install instead of meeting an ImportError.
+Every ONNX Runtime package (onnxruntime, onnxruntime-gpu and the two onnxruntime-training ones)
+installs the module `onnxruntime`: the `cpu` and `cuda` extras pick one per Python, the training
+build where it has wheels (pyproject.toml). When none is installed, when two are, or when the one
+installed lacks what a backend or device needs, the user is told what to install instead of
+meeting an ImportError.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import sys
+from importlib import metadata
 from pathlib import Path
 
 from nst_ort.errors import NstError
@@ -46,16 +51,52 @@ try:
 except ImportError:  # a broken installation reads as a missing one
     ort = None
 
-INSTALL_HINT = (
-    "install an ONNX Runtime: pip install 'nst-ort[cpu]' (or 'nst-ort[cuda]' for NVIDIA GPUs, "
-    "or 'nst-ort[ort]': plain onnxruntime, for `backend` ort-graph only)"
-)
+INSTALL_HINT = "install one: pip install 'nst-ort[cpu]' (or 'nst-ort[cuda]' for NVIDIA GPUs)"
+# The packages that install the module `onnxruntime`; two in one environment overwrite each other.
+PACKAGES = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-training", "onnxruntime-training-cpu")
+LAST_TRAINING_PYTHON = (3, 12)  # onnxruntime-training-cpu 1.19.2, its last release
+
+
+@functools.cache
+def installed_packages() -> tuple[str, ...]:
+    found = []
+    for name in PACKAGES:
+        try:
+            metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+        found.append(name)
+    return tuple(found)
 
 
 def require_ort():
     if ort is None:
         raise NstError(f"onnxruntime is not installed; {INSTALL_HINT}")
+    if len(found := installed_packages()) > 1:
+        raise NstError(
+            f"{' and '.join(found)} are installed together and overwrite each other's module "
+            f"`onnxruntime`: pip uninstall -y {' '.join(found)}, then {INSTALL_HINT}"
+        )
     return ort
+
+
+def _build_info():
+    """onnxruntime.capi.build_and_package_info: the package's name, the CUDA version it was built for."""
+    require_ort()
+    try:
+        return importlib.import_module("onnxruntime.capi.build_and_package_info")
+    except ImportError:
+        return None
+
+
+def package_name() -> str:
+    """The installed ONNX Runtime's package: onnxruntime, onnxruntime-gpu, onnxruntime-training(-cpu)."""
+    return getattr(_build_info(), "package_name", "onnxruntime")
+
+
+def cuda_version() -> str | None:
+    """The CUDA version the installed ONNX Runtime was built for ('11.8', '13.0'); None for CPU builds."""
+    return getattr(_build_info(), "cuda_version", None) or None
 
 
 def training_module(name: str):
@@ -74,11 +115,22 @@ def has_training() -> bool:
 
 def require_training():
     require_ort()
-    if not has_training():
+    if has_training():
+        return
+    this = (
+        f"this onnxruntime ({package_name()} {ort.__version__}) has no training API, "
+        "which the ort-training backend needs"
+    )
+    if sys.version_info[:2] > LAST_TRAINING_PYTHON:
         raise NstError(
-            "this onnxruntime has no training API; install 'nst-ort[cpu]' or 'nst-ort[cuda]' "
-            "(onnxruntime-training 1.19.2, Python <= 3.12)"
+            f"{this}, and onnxruntime-training has no wheels for Python "
+            f"{sys.version_info.major}.{sys.version_info.minor}: use the ort-graph backend (the default), "
+            "or Python 3.10-3.12 with 'nst-ort[cpu]'"
         )
+    raise NstError(
+        f"{this}: pip uninstall -y {package_name()}, then pip install 'nst-ort[cpu]' "
+        "(onnxruntime-training-cpu 1.19.2); or use the ort-graph backend (the default)"
+    )
 
 
 def cuda_available() -> bool:
@@ -91,7 +143,8 @@ def resolve_device(requested: str) -> str:
     if requested == "cuda" and not cuda_available():
         raise NstError(
             "`device` cuda: this onnxruntime has no CUDA execution provider "
-            f"(it has {', '.join(ort.get_available_providers())}); install 'nst-ort[cuda]'"
+            f"({package_name()} {ort.__version__} has {', '.join(ort.get_available_providers())}); "
+            f"pip uninstall -y {package_name()}, then pip install 'nst-ort[cuda]'"
         )
     device = ("cuda" if cuda_available() else "cpu") if requested == "auto" else requested
     if device == "cuda":
