@@ -134,23 +134,32 @@ def require_training():
 
 
 def cuda_available() -> bool:
-    return ort is not None and "CUDAExecutionProvider" in ort.get_available_providers()
+    """The CUDA execution provider is built in, and the NVIDIA driver is there to run it."""
+    from nst_ort.backends.cuda import driver_present
+
+    return ort is not None and "CUDAExecutionProvider" in ort.get_available_providers() and driver_present()
 
 
 def resolve_device(requested: str) -> str:
-    """'auto' -> 'cuda' when the CUDA execution provider is present, else 'cpu'."""
+    """'auto' -> 'cuda' when the CUDA execution provider can run here, else 'cpu'."""
     require_ort()
-    if requested == "cuda" and not cuda_available():
+    if requested == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
         raise NstError(
             "`device` cuda: this onnxruntime has no CUDA execution provider "
             f"({package_name()} {ort.__version__} has {', '.join(ort.get_available_providers())}); "
             f"pip uninstall -y {package_name()}, then pip install 'nst-ort[cuda]'"
         )
+    if requested == "cuda" and not cuda_available():
+        from nst_ort.backends.cuda import DRIVER
+
+        raise NstError(
+            f"`device` cuda: no NVIDIA driver here ({DRIVER} not found); install one, or use `device` cpu"
+        )
     device = ("cuda" if cuda_available() else "cpu") if requested == "auto" else requested
     if device == "cuda":
         from nst_ort.backends.cuda import preload
 
-        preload()  # the CUDA EP's libraries, before any session is created
+        preload(cuda_version())  # the CUDA EP's libraries, before any session is created
     return device
 
 
