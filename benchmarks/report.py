@@ -52,7 +52,15 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
-    packages = ("onnxruntime-training-cpu", "onnxruntime-training", "onnxruntime", "torch", "numpy", "scipy")
+    packages = (
+        "onnxruntime-training-cpu",
+        "onnxruntime-training",
+        "onnxruntime-gpu",
+        "onnxruntime",
+        "torch",
+        "numpy",
+        "scipy",
+    )
     for package in (*packages, "threadpoolctl"):
         try:
             found[package] = version(package)

@@ -37,6 +37,7 @@ def versions() -> dict[str, str]:
         "nst-ort",
         "onnxruntime-training-cpu",
         "onnxruntime-training",
+        "onnxruntime-gpu",
         "onnxruntime",
         "onnx",
         "numpy",

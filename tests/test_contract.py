@@ -1,5 +1,7 @@
-"""The contract's layer names and geometry, shared by the exporter and the runtime."""
+"""The contract's layer names and geometry, shared by the exporter and the runtime, and the
+interface of an export."""
 
+import onnx
 import pytest
 
 from nst_ort import contract
@@ -26,3 +28,18 @@ def test_layer_geometry(layer, channels, downsampling):
 
 def test_deepest_layer():
     assert contract.deepest(Arch.VGG19, ["relu1_1", "relu5_1", "relu4_2"]) == "relu5_1"
+
+
+def test_graph_interface_is_the_public_contract(tiny_model):
+    model = onnx.load(str(tiny_model))
+    inputs = [i.name for i in model.graph.input]
+    outputs = [o.name for o in model.graph.output]
+    assert inputs[0] == contract.IMAGE
+    assert "style.relu3_1.gram_target" in inputs and "content.relu4_2.target" in inputs
+    assert {contract.ALPHA, contract.BETA, contract.GAMMA, "style.relu5_1.weight"} <= set(inputs)
+    assert outputs[:4] == list(contract.TERMS)
+    assert {"style.relu1_1.gram", "content.relu5_2.features", "style.relu2_1.loss"} <= set(outputs)
+    image = model.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in image[:2]] == [1, 3] and all(d.dim_param for d in image[2:])
+    assert model.ir_version <= 10 and max(o.version for o in model.opset_import if o.domain == "") <= 21
+    onnx.checker.check_model(model)

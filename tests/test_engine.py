@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from nst_ort import backends, contract
-from nst_ort.backends.ort import has_training
 from nst_ort.config import LossSpec, Optimizer
 from nst_ort.engine import Engine
 from nst_ort.errors import NstError
+from tests.requires import needs_torch, skip_without_training
 
 H, W = 48, 64
 SPEC = LossSpec(content_weight=1.0, style_weight=1e3, tv_weight=0.0)
@@ -15,8 +15,8 @@ SPEC = LossSpec(content_weight=1.0, style_weight=1e3, tv_weight=0.0)
 
 @pytest.fixture(scope="module", params=list(backends.BACKENDS))
 def engine(request, tiny_model):
-    if request.param == "ort-training" and not has_training():
-        pytest.skip("needs onnxruntime-training")
+    if request.param == "ort-training":
+        skip_without_training()
     return Engine(tiny_model, "cpu", threads=2, backend=request.param)
 
 
@@ -55,10 +55,12 @@ def test_adam_lowers_the_loss_and_matches_its_records(engine):
     assert 0.0 <= result.image.min() and result.image.max() <= 1.0
 
 
+@needs_torch
 def test_adam_matches_torch_adam(engine):
     """ORT's AdamW with adam_mode=0 and weight decay 0 (ort-training) and the host's Adam
     (ort-graph) are torch.optim.Adam (eps 1e-8), pixels clipped to [0, 1] after each step."""
-    torch = pytest.importorskip("torch")
+    import torch
+
     from export.exporter import build_loss_module
     from export.losses import content_loss
     from export.weights import random_weights

@@ -4,14 +4,12 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from nst_ort.backends import artifacts
-from nst_ort.backends.ort import has_training
 from nst_ort.config import LossSpec
 from nst_ort.model import load_model
+from tests.requires import needs_training
 
-pytestmark = pytest.mark.skipif(not has_training(), reason="needs onnxruntime-training")
+pytestmark = needs_training
 
 
 def test_artifacts_are_cached_and_rebuilt_when_damaged(tiny_model, tmp_path):

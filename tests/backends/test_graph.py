@@ -14,8 +14,8 @@ import onnx
 import pytest
 
 from nst_ort import backends, contract
+from nst_ort.backends import ort
 from nst_ort.backends.graph import GradientSession, GraphBackend
-from nst_ort.backends.ort import has_training
 from nst_ort.config import LossSpec, Optimizer
 from nst_ort.contract import Arch, Pooling
 from nst_ort.engine import Engine
@@ -24,6 +24,7 @@ from nst_ort.graphs import gradient_graph, target_shapes, weight_values
 from nst_ort.loop import run_lbfgs
 from nst_ort.model import load_model
 from nst_ort.targets import TargetComputer
+from tests.requires import needs_torch, needs_training, skip_without_training
 
 GRAD_RTOL = 1e-4  # the issue's bar for every pair of gradients
 # The small exports of the arch x pooling matrix stop at relu3_1, which keeps them fast.
@@ -156,7 +157,6 @@ class SmallExport:
 @pytest.fixture(scope="session")
 def small_exports(tmp_path_factory):
     """(arch, pooling) -> its SmallExport: random weights, layers to relu3_1."""
-    pytest.importorskip("torch")
     made: dict[tuple[Arch, Pooling], SmallExport] = {}
 
     def get(arch: Arch, pooling: Pooling) -> SmallExport:
@@ -201,9 +201,9 @@ def autograd_reference(module, spec: LossSpec, frozen: dict, image: np.ndarray):
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("pooling", list(Pooling), ids=lambda p: p.value)
 @pytest.mark.parametrize("arch", list(Arch), ids=lambda a: a.value)
+@needs_training
+@needs_torch
 def test_gradient_matches_autograd_and_ort_training(small_exports, arch, pooling, size, layers, terms):
-    if not has_training():
-        pytest.skip("needs onnxruntime-training")
     from nst_ort import paths
     from nst_ort.backends import artifacts
     from nst_ort.backends.training import TrainingBackend
@@ -227,9 +227,9 @@ def test_gradient_matches_autograd_and_ort_training(small_exports, arch, pooling
 
 @pytest.mark.parametrize("pooling", list(Pooling), ids=lambda p: p.value)
 @pytest.mark.parametrize("arch", list(Arch), ids=lambda a: a.value)
+@needs_torch
 def test_torch_backward_matches_autograd(arch, pooling):
     """export/gradient.py's forward-op backward pass, through every layer of a default export."""
-    pytest.importorskip("torch")
     from export.exporter import ExportSpec, build_loss_module, example_inputs
     from export.gradient import StyleTransferGradient
     from export.weights import random_weights
@@ -320,9 +320,8 @@ def test_engine_refuses_a_model_without_gradient_graph(tiny, tmp_path):
         Engine(tmp_path / "old.onnx", "cpu", backend="ort-graph")
 
 
-def test_ort_training_is_refused_without_the_training_build(tiny):
-    if has_training():
-        pytest.skip("this onnxruntime has the training API")
+def test_ort_training_is_refused_without_the_training_build(tiny, monkeypatch):
+    monkeypatch.setattr(ort, "has_training", lambda: False)  # as where it is not installed
     with pytest.raises(NstError, match="no training API"):
         Engine(tiny[0], "cpu", backend="ort-training")
 
@@ -370,8 +369,7 @@ def test_a_model_without_gradient_graph_names_the_backend_option(tiny, make_imag
 
 @pytest.fixture(scope="module")
 def engines(tiny):
-    if not has_training():
-        pytest.skip("needs onnxruntime-training")
+    skip_without_training()
     path = tiny[0]
     return {backend: Engine(path, "cpu", threads=1, backend=backend) for backend in backends.BACKENDS}
 

@@ -7,8 +7,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import torch
-import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 
 from nst_ort import contract
@@ -19,6 +17,7 @@ from nst_ort.config import LossSpec
 from nst_ort.graphs import weight_values
 from nst_ort.model import load_model
 from nst_ort.targets import TargetComputer
+from tests.requires import needs_torch, needs_training
 
 TOLERANCE = 1e-4  # relative to the largest gradient entry; float32 sums over a few thousand terms
 
@@ -27,6 +26,7 @@ def relative_error(actual: np.ndarray, desired: np.ndarray) -> float:
     return float(np.max(np.abs(actual - desired)) / np.max(np.abs(desired)))
 
 
+@needs_training
 def test_artifacts_hold_no_convgrad_or_relugrad(tiny_model, tmp_path):
     model, info = load_model(tiny_model)
     entry = artifacts.ensure(model, info.sha256, LossSpec(), 64, 80, tmp_path)
@@ -43,7 +43,11 @@ def test_artifacts_hold_no_convgrad_or_relugrad(tiny_model, tmp_path):
 
 
 @pytest.mark.parametrize(("height", "width"), [(64, 80), (72, 56)])
+@needs_training
+@needs_torch
 def test_gradient_matches_torch_autograd(tiny_model, tmp_path, height, width):
+    import torch
+
     from export.exporter import ExportSpec, build_loss_module
     from export.weights import random_weights
 
@@ -127,7 +131,12 @@ def _input_gradient(directory: Path) -> np.ndarray:
     return np.array(state.parameters["x"].grad)
 
 
+@needs_training
+@needs_torch
 def test_rewrite_handles_uneven_pads_and_leaves_strided_convs(tmp_path):
+    import torch
+    import torch.nn.functional as F
+
     directory, values = _one_conv_then_strided(tmp_path)
     path = directory / "training_model.onnx"
     model = onnx.load(str(path))

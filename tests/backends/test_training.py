@@ -2,11 +2,7 @@
 
 import numpy as np
 import pytest
-import torch
 
-from export.exporter import build_loss_module
-from export.losses import content_loss, gram, style_loss, tv_loss
-from export.weights import random_weights
 from nst_ort import contract
 from nst_ort.backends import artifacts
 from nst_ort.backends.training import TrainingBackend
@@ -14,6 +10,15 @@ from nst_ort.config import LossSpec
 from nst_ort.contract import Arch, ExportSpec
 from nst_ort.engine import Engine
 from nst_ort.graphs import weight_values
+from tests.requires import TORCH, needs_training
+
+torch = pytest.importorskip("torch", reason=TORCH)  # the reference, and what export/ is built on
+
+from export.exporter import build_loss_module  # noqa: E402
+from export.losses import content_loss, gram, style_loss, tv_loss  # noqa: E402
+from export.weights import random_weights  # noqa: E402
+
+pytestmark = needs_training
 
 H, W = 48, 64
 

@@ -12,6 +12,7 @@ from nst_ort.bundle import make_bundle
 from nst_ort.config import Device, StylizeConfig
 from nst_ort.engine import Engine
 from nst_ort.imageio import to_uint8
+from tests.requires import skip_without_training
 
 ITERATIONS = 8
 LR = 0.02
@@ -32,6 +33,7 @@ def engine(tiny_model) -> Engine:
     """The engine on the backend bundles hold: its Adam runs the bundle's kernels, so the images
     agree to rounding (the host Adam of ort-graph parts from it step by step, as test_graph.py
     says, and would make the comparison with the drivers depend on the machine)."""
+    skip_without_training()
     return Engine(tiny_model, "cpu", threads=1, backend="ort-training")
 
 

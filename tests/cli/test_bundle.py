@@ -5,7 +5,10 @@ import json
 import numpy as np
 from PIL import Image
 
+from tests.requires import needs_training
 
+
+@needs_training
 def test_bundle_then_run_bundle(tiny_model, make_image, tmp_path, cli):
     content, style = make_image("c.png", 64, 80, seed=0), make_image("s.png", 64, 64, seed=1)
     folder = tmp_path / "bundle"
@@ -32,6 +35,7 @@ def test_run_bundle_rejects_a_folder_without_bundle_json(tmp_path, cli):
     assert not (tmp_path / "out.png").exists()
 
 
+@needs_training
 def test_bundle_refuses_a_non_empty_folder(tiny_model, make_image, tmp_path, cli):
     target = tmp_path / "taken"
     target.mkdir()

@@ -7,8 +7,10 @@ import pytest
 
 from nst_ort import contract
 from nst_ort.contract import Arch
+from tests.requires import needs_torch
 
 
+@needs_torch
 def test_cli_export_and_info(tmp_path, cli):
     path = tmp_path / "m.onnx"
     result = cli(
@@ -34,6 +36,7 @@ def test_cli_export_and_info(tmp_path, cli):
     assert "gradient graph:  yes" in text and data["gradient_graph"] is True
 
 
+@needs_torch
 def test_a_layer_left_out_of_the_export_says_what_to_do(tmp_path, make_image, cli):
     path = tmp_path / "m.onnx"
     made = cli("export", "--weights", "random", "-o", path, "--style-layers", "relu1_1,relu2_1")
@@ -46,6 +49,7 @@ def test_a_layer_left_out_of_the_export_says_what_to_do(tmp_path, make_image, cl
     )
 
 
+@needs_torch  # export asks for torch first
 def test_cli_export_rejects_unknown_layers_in_one_line(tmp_path, cli):
     result = cli("export", "--weights", "random", "-o", tmp_path / "m.onnx", "--style-layers", "relu9_1")
     assert result.exit_code == 2

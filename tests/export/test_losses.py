@@ -2,11 +2,14 @@
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 
-from export.losses import content_loss, gram, style_loss, tv_loss
-from export.network import avg_pool2
+from tests.requires import TORCH
+
+torch = pytest.importorskip("torch", reason=TORCH)
+F = torch.nn.functional
+
+from export.losses import content_loss, gram, style_loss, tv_loss  # noqa: E402
+from export.network import avg_pool2  # noqa: E402
 
 
 def test_gram_of_ones_is_ones_per_position():

@@ -8,12 +8,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-import torch
 
-from export import weights as w
-from export.network import CAFFE, TORCHVISION
 from nst_ort.contract import Arch, conv_layers
 from nst_ort.errors import NstError
+from tests.requires import TORCH
+
+torch = pytest.importorskip("torch", reason=TORCH)
+
+from export import weights as w  # noqa: E402
+from export.network import CAFFE, TORCHVISION  # noqa: E402
 
 
 def test_random_weights_are_seeded_and_complete():

@@ -1,0 +1,28 @@
+"""What a test may need beyond the runtime, each with the reason it skips without it.
+
+onnxruntime-training has wheels for Python <= 3.12 only (the cpu extra installs it there, plain
+onnxruntime elsewhere); torch comes with the export extra, which the runtime never needs. A test
+that needs neither runs everywhere: the model it uses (`tiny_model`) is exported with torch or,
+without it, named by NST_ORT_TEST_MODEL (conftest.py).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from nst_ort.backends.ort import has_training
+
+TRAINING = "needs onnxruntime-training (the cpu extra on Python <= 3.12)"
+TORCH = "needs torch (the export extra)"
+
+needs_training = pytest.mark.skipif(not has_training(), reason=TRAINING)
+needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason=TORCH)
+# A module that uses torch throughout: torch = pytest.importorskip("torch", reason=TORCH)
+
+
+def skip_without_training() -> None:
+    """For fixtures: skip every test that uses them."""
+    if not has_training():
+        pytest.skip(TRAINING)
