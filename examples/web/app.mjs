@@ -32,6 +32,7 @@ const state = {
   backend: null,
   threads: null,
   sessionMilliseconds: null,
+  runs: 0, // Run presses
   step: 0,
   steps: 0,
   losses: [],
@@ -269,6 +270,7 @@ async function useOwnImages() {
 const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 async function run() {
+  state.runs += 1;
   const steps = Number($('steps').value);
   if (!Number.isInteger(steps) || steps < 1) throw new UserError('Steps: a whole number >= 1');
   stopRequested = false;
