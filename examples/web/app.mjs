@@ -299,7 +299,8 @@ async function run() {
     },
   });
   const per = median(result.milliseconds);
-  const summary = `${result.losses.length} steps, median ${per.toFixed(0)} ms a step on ${where}`;
+  const targets = state.targets === 'yours' ? '; targets from your images' : '';
+  const summary = `${result.losses.length} steps, median ${per.toFixed(0)} ms a step on ${where}${targets}`;
   if (result.status === 'done') setStatus(`Done: ${summary}.`, 'done');
   else if (result.status === 'stopped') setStatus(`Stopped: ${summary}.`, 'stopped');
   else setStatus(`Stopped: ${result.message} (the last good image is shown).`, 'nonfinite');
