@@ -15,12 +15,16 @@ from nst_ort import contract
 from nst_ort.config import LossSpec
 
 
-def targets_graph(model: onnx.ModelProto, spec: LossSpec) -> onnx.ModelProto:
-    """image -> content features and style Grams of the layers in use."""
-    outputs = [contract.content_features(layer) for layer in spec.content_layers] + [
+def target_outputs(spec: LossSpec) -> list[str]:
+    """The export's outputs the targets are made of: content features, then style Grams."""
+    return [contract.content_features(layer) for layer in spec.content_layers] + [
         contract.style_gram(layer) for layer in spec.style_layers
     ]
-    return Extractor(model).extract_model([contract.IMAGE], outputs)
+
+
+def targets_graph(model: onnx.ModelProto, spec: LossSpec) -> onnx.ModelProto:
+    """image -> content features and style Grams of the layers in use."""
+    return Extractor(model).extract_model([contract.IMAGE], target_outputs(spec))
 
 
 def target_shapes(spec: LossSpec, height: int, width: int) -> dict[str, tuple[int, ...]]:
@@ -149,8 +153,11 @@ def _drop_zero_terms(graph: onnx.GraphProto, zero: list[str]) -> None:
     graph.input.extend(inputs)
 
 
-def gradient_graph(model: onnx.ModelProto, spec: LossSpec) -> onnx.ModelProto:
-    """image, targets, weights -> the loss terms and dL/dimage for the layers in use.
+def gradient_graph(
+    model: onnx.ModelProto, spec: LossSpec, extra_outputs: list[str] | tuple[str, ...] = ()
+) -> onnx.ModelProto:
+    """image, targets, weights -> the loss terms and dL/dimage for the layers in use (and
+    `extra_outputs`, tensors of the export such as target_outputs(spec)).
 
     The export's gradient graph runs backwards from its deepest layer and adds every layer's
     terms on the way. Here it is cut at the deepest layer in use (the gradient from deeper layers
@@ -172,7 +179,7 @@ def gradient_graph(model: onnx.ModelProto, spec: LossSpec) -> onnx.ModelProto:
         for layer in meta[contract.META_STYLE_LAYERS].split(",")
         if layer not in spec.style_layers
     ]
-    sub = _terms_graph(model, spec, cut, [contract.IMAGE_GRAD])
+    sub = _terms_graph(model, spec, cut, [contract.IMAGE_GRAD, *extra_outputs])
     _drop_zero_terms(sub.graph, cut)
     return sub
 
