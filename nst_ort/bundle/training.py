@@ -19,10 +19,11 @@ from onnx import helper, numpy_helper
 from nst_ort import contract
 from nst_ort.backends.artifacts import Artifacts, ensure
 from nst_ort.backends.ort import session_options
-from nst_ort.bundle.driver import training_api
+from nst_ort.bundle.driver import TRAINING_VERSION, training_api
 from nst_ort.config import StylizeConfig
 from nst_ort.engine import Engine
 
+VERSION = TRAINING_VERSION
 FILES = {
     "training_model": "training_model.onnx",
     "optimizer_model": "optimizer_model.onnx",

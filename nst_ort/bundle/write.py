@@ -1,10 +1,10 @@
 """Bundles: one content/style pair at one size, as a folder an embedded ONNX Runtime can run.
 
-A bundle holds what one backend's driver needs (bundle/training.py: onnxruntime-training's
-artifacts), the initial image as PNG, and bundle.json, which says everything a driver needs:
-file names, the image parameter's name, shape and pixel range, the loss outputs, the optimiser
-and its settings, the steps of the loop. The reference driver is bundle/driver.py; others live
-under examples/.
+A bundle holds what one backend's driver needs (bundle/graph.py: the gradient graph and its
+inputs, for any ONNX Runtime; bundle/training.py: onnxruntime-training's artifacts), the initial
+image as PNG, and bundle.json, which says everything a driver needs: file names, the image's
+name, shape and pixel range, the model's inputs and outputs, the optimiser and its settings,
+the steps of the loop. The reference driver is bundle/driver.py; others live under examples/.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 
 from nst_ort import contract
-from nst_ort.bundle.driver import FORMAT, MANIFEST, VERSION
+from nst_ort.bundle.driver import FORMAT, MANIFEST
 from nst_ort.config import InitKind, StylizeConfig
 from nst_ort.engine import Engine
 from nst_ort.errors import FAILURE, NstError
@@ -31,10 +31,10 @@ from nst_ort.imageio import resize, save_image, to_nchw, to_uint8
 from nst_ort.passes import initial_image
 from nst_ort.run import ImageLike, prepare
 
-# Backend -> the module whose write() puts its files into a bundle. Adam, not L-BFGS, and from
-# noise: the loop every training API can run, from the paper's start.
-WRITERS = {"ort-training": "nst_ort.bundle.training"}
-DEFAULTS = StylizeConfig(iterations=500, init=InitKind.NOISE, backend="ort-training")
+# Backend -> the module whose write() puts its files into a bundle and whose VERSION is the
+# bundle's. Adam, not L-BFGS (a driver needs no scipy), from noise (the paper's start).
+WRITERS = {"ort-graph": "nst_ort.bundle.graph", "ort-training": "nst_ort.bundle.training"}
+DEFAULTS = StylizeConfig(iterations=500, init=InitKind.NOISE, backend="ort-graph")
 INITIAL_IMAGE = "initial.png"
 
 
@@ -73,11 +73,11 @@ def make_bundle(
 
     `directory` must not exist or be empty; it appears whole or not at all. `config.optimizer`
     is ignored (bundles run Adam); `config.lr` and `config.iterations` become the bundle's;
-    `config.backend` picks the files (WRITERS; ort-graph has none yet, so it means ort-training).
+    `config.backend` picks the kind of bundle (WRITERS), whatever `engine`'s backend.
     """
     config = config or DEFAULTS
     if config.backend not in WRITERS:
-        config = replace(config, backend=DEFAULTS.backend)
+        raise NstError(f"`backend` {config.backend}: bundles are {' or '.join(WRITERS)}")
     directory = Path(directory)
     check_destination(directory)
     writer = importlib.import_module(WRITERS[config.backend])
@@ -88,7 +88,7 @@ def make_bundle(
     targets = engine.targets(
         config.loss, content_image, run.styles, run.blend, config.style_scale, (height, width)
     )
-    # Start from an 8-bit image so that initial.png holds exactly the checkpoint's image.
+    # Start from an 8-bit image so that initial.png holds exactly the image the run starts from.
     init = (
         to_uint8(initial_image(config, height, width, content_image, run.styles)).astype(np.float32) / 255.0
     )
@@ -102,7 +102,7 @@ def make_bundle(
         os.chmod(tmp, 0o777 & ~umask)
         sections, built = writer.write(engine, config, values, tmp)
         save_image(tmp / INITIAL_IMAGE, init)
-        manifest = _manifest(engine, config, sections, (height, width))
+        manifest = _manifest(engine, config, writer.VERSION, sections, (height, width))
         manifest["source"].update(
             content=_source_name(content), styles=[_source_name(s) for s in styles], style_blend=run.blend
         )
@@ -119,12 +119,15 @@ def make_bundle(
     return BundleInfo(directory, height, width, total, built)
 
 
-def _manifest(engine: Engine, config: StylizeConfig, sections: dict, size: tuple[int, int]) -> dict:
+def _manifest(
+    engine: Engine, config: StylizeConfig, version: int, sections: dict, size: tuple[int, int]
+) -> dict:
     """bundle.json: the contract a driver needs (the writer's sections within), then its source."""
     spec = config.loss
     return {
         "format": FORMAT,
-        "version": VERSION,
+        "version": version,
+        "backend": config.backend,
         "files": {**sections["files"], "initial_image": INITIAL_IMAGE},
         "image": {
             "name": contract.IMAGE,

@@ -12,6 +12,7 @@ from nst_ort import contract, layerspec
 from nst_ort.bundle import driver
 from nst_ort.bundle.write import DEFAULTS, make_bundle
 from nst_ort.cli.options import (
+    BackendOption,
     ContentArgument,
     ContentLayersOption,
     ContentWeightOption,
@@ -61,13 +62,16 @@ def bundle_command(
     style_scale: StyleScaleOption = DEFAULTS.style_scale,
     device: DeviceOption = DEFAULTS.device,
     threads: ThreadsOption = DEFAULTS.threads,
+    backend: BackendOption = DEFAULTS.backend,
 ) -> None:
-    """Write a self-contained folder (ONNX Runtime training artifacts, bundle.json) for one run.
+    """Write a self-contained folder (a model, its inputs, bundle.json) for one run.
 
-    The bundle runs Adam (--lr is fixed in it; --iterations is what it recommends); the targets
+    ort-graph (bundle version 2): the gradient graph at this size, for any ONNX Runtime (Python,
+    Node, a browser page: examples/); ort-training (version 1): onnxruntime-training 1.19.2's
+    artifacts. The bundle runs Adam (--lr and --iterations are what it recommends); the targets
     are computed here, on --device.
     """
-    engine = Engine(model, device, threads, backend=DEFAULTS.backend)
+    engine = Engine(model, device, threads, backend=backend)
     loss = loss_from_options(
         engine.model_info, content_layers, style_layers, content_weight, style_weight, tv_weight
     )
@@ -83,12 +87,12 @@ def bundle_command(
         style_scale=style_scale,
         device=device,
         threads=threads,
-        backend=DEFAULTS.backend,
+        backend=backend,
     )
     with err.status("computing targets and writing the bundle"):
         info = make_bundle(content, styles, output, config, engine)
     out.print(
-        f"wrote {info.directory} ({info.bytes / 1e6:.1f} MB, {info.width}x{info.height} px, "
+        f"wrote {info.directory} ({backend}, {info.bytes / 1e6:.1f} MB, {info.width}x{info.height} px, "
         f"Adam lr {lr:g}, {iterations} steps); run it with: nst-ort run-bundle {info.directory} -o OUT.png",
         highlight=False,
     )
@@ -101,7 +105,7 @@ def run_bundle_command(
     threads: ThreadsOption = DEFAULTS.threads,
     quiet: QuietOption = False,
 ) -> None:
-    """Run a bundle with the Python reference driver (onnxruntime-training, numpy, Pillow only)."""
+    """Run a bundle with the Python reference driver (ONNX Runtime, numpy, Pillow only)."""
     try:
         loaded = driver.load_bundle(bundle)
     except driver.BundleError as exc:
@@ -112,10 +116,13 @@ def run_bundle_command(
     start = time.perf_counter()
     with ProgressView(total, quiet, 0, output) as view:
 
-        def on_step(step: int, losses: dict[str, float]) -> None:
+        def on_step(step: int, losses: dict[str, float], milliseconds: float) -> None:
             view(StepRecord(step, step, losses, time.perf_counter() - start), None)
 
-        result = driver.run_bundle(bundle, iterations, threads, on_step)
+        try:
+            result = driver.run_bundle(loaded, iterations, threads, on_step)
+        except driver.BundleError as exc:  # e.g. a version 1 bundle without onnxruntime-training
+            raise NstError(str(exc)) from None
     save_image(output, result.image)
     exit_if_stopped(Status(result.status), result.message, output)
     if not quiet:

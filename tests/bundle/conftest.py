@@ -1,7 +1,13 @@
-"""One tiny bundle per session, and the engine, inputs and config it was made with."""
+"""Tiny bundles, one of each kind per session, and the engines, inputs and configs they were made with.
+
+`bundle` is an ort-training bundle (version 1); `graph_bundle` an ort-graph one (version 2) from
+the same images, in a folder of bundles (`graph_bundles.root`) that the page's tests serve,
+beside `graph_bundles.own`: one written from a second photo and painting at the same size, what
+the page must give when the user picks those two."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +51,13 @@ def inputs(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def config(tiny_model) -> StylizeConfig:
     return StylizeConfig(
-        model=tiny_model, size=64, iterations=ITERATIONS, lr=LR, device=Device.CPU, threads=1
+        model=tiny_model,
+        size=64,
+        iterations=ITERATIONS,
+        lr=LR,
+        device=Device.CPU,
+        threads=1,
+        backend="ort-training",
     )
 
 
@@ -61,3 +73,51 @@ def pixels(path: Path) -> np.ndarray:
     with Image.open(path) as image:
         assert image.mode == "RGB"
         return np.asarray(image).astype(np.int32)
+
+
+@pytest.fixture(scope="session")
+def graph_engine(tiny_model) -> Engine:
+    """The engine of `nst-ort stylize`'s default backend, whose gradient graph the bundle holds."""
+    return Engine(tiny_model, "cpu", threads=1, backend="ort-graph")
+
+
+@pytest.fixture(scope="session")
+def graph_config(config) -> StylizeConfig:
+    return replace(config, backend="ort-graph")
+
+
+@dataclass(frozen=True)
+class GraphBundles:
+    root: Path  # the folder that holds them (served at /bundle/ in the page's tests)
+    tiny: Path  # from `inputs`, 64x51 px
+    own: Path  # from own_content and own_style, at tiny's size, starting from own_content
+    own_content: Path
+    own_style: Path
+
+
+def _write_own_images(folder: Path) -> tuple[Path, Path]:
+    """A second photo and painting, 64x51 px: the size of `tiny`, so nothing is resized."""
+    y, x = np.mgrid[0:51, 0:64].astype(np.float32)
+    content = np.stack([0.5 + 0.5 * np.cos(x / 9), y / 51, 0.3 + 0.4 * np.sin(x * y / 200)], axis=2)
+    style = np.stack(
+        [(x // 8 % 2) * 0.8 + 0.1, (y // 6 % 2) * 0.7 + 0.2, 0.5 + 0.5 * np.sin(x / 2 + y / 3)], axis=2
+    )
+    paths = folder / "own-content.png", folder / "own-style.png"
+    for path, image in zip(paths, (content, style), strict=True):
+        Image.fromarray(to_uint8(image)).save(path)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def graph_bundles(tmp_path_factory, inputs, graph_config, graph_engine) -> GraphBundles:
+    root = tmp_path_factory.mktemp("graph-bundles")
+    content, style = inputs
+    make_bundle(content, [style], root / "tiny", graph_config, graph_engine)
+    own_content, own_style = _write_own_images(tmp_path_factory.mktemp("own-images"))
+    make_bundle(own_content, [own_style], root / "own", graph_config, graph_engine)
+    return GraphBundles(root, root / "tiny", root / "own", own_content, own_style)
+
+
+@pytest.fixture(scope="session")
+def graph_bundle(graph_bundles) -> Path:
+    return graph_bundles.tiny

@@ -22,16 +22,17 @@ ROOT = Path(__file__).resolve().parents[2]
 DRIVER = ROOT / "nst_ort" / "bundle" / "driver.py"
 JS_DIR = ROOT / "examples" / "javascript"
 
-# Runs a script as if the named top-level packages were not installed: every import finder
-# answers "not found" for them, so `import torch` fails and importlib.util.find_spec("torch") is
-# None (onnxruntime.training probes for torch that way and imports it when found).
+# Runs a script as if the named packages (top-level or not: "onnxruntime.training") were not
+# installed: every import finder answers "not found" for them and their submodules, so `import
+# torch` fails and importlib.util.find_spec("torch") is None (onnxruntime.training probes for
+# torch that way and imports it when found).
 HIDDEN_RUN = """
 import runpy, sys
 class Hide:
     def __init__(self, finder):
         self.finder = finder
     def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in {hidden!r}:
+        if any(name == hidden or name.startswith(hidden + ".") for hidden in {hidden!r}):
             return None
         find = getattr(self.finder, "find_spec", None)
         return find(name, path, target) if find else None
@@ -86,7 +87,7 @@ def test_driver_rejects_another_bundle_version(bundle, tmp_path):
     manifest = json.loads((copy / "bundle.json").read_text())
     manifest["version"] = 99
     (copy / "bundle.json").write_text(json.dumps(manifest))
-    with pytest.raises(driver.BundleError, match="bundle version 99, this driver reads version 1"):
+    with pytest.raises(driver.BundleError, match="bundle version 99, this driver reads versions 1 and 2"):
         driver.load_bundle(copy)
     (copy / "bundle.json").write_text(json.dumps({**manifest, "version": 1}))
     (copy / FILES["checkpoint"]).unlink()
