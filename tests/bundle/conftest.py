@@ -7,6 +7,7 @@ the page must give when the user picks those two."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -67,6 +68,31 @@ def bundle(tmp_path_factory, inputs, config, engine) -> Path:
     content, style = inputs
     make_bundle(content, [style], directory, config, engine)
     return directory
+
+
+def training_bundle_stub(folder: Path) -> Path:
+    """A folder that looks like a version 1 (ort-training) bundle, down to its files, which are
+    empty: for the messages of drivers that cannot run one, where onnxruntime-training is not
+    installed to write a real one."""
+    folder.mkdir()
+    files = {
+        "training_model": "training_model.onnx",
+        "optimizer_model": "optimizer_model.onnx",
+        "checkpoint": "checkpoint",
+        "initial_image": "initial.png",
+    }
+    for name in files.values():
+        (folder / name).write_bytes(b"")
+    manifest = {
+        "format": "nst-ort-bundle",
+        "version": 1,
+        "files": files,
+        "image": {"name": "image", "shape": [1, 3, 51, 64]},
+        "training_model": {"inputs": [], "outputs": [{"name": "loss", "shape": [], "dtype": "float32"}]},
+        "optimizer": {"name": "adam", "learning_rate": LR, "iterations": ITERATIONS, "clip": [0.0, 1.0]},
+    }
+    (folder / "bundle.json").write_text(json.dumps(manifest))
+    return folder
 
 
 def pixels(path: Path) -> np.ndarray:

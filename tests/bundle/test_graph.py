@@ -20,7 +20,7 @@ from nst_ort.bundle.write import INITIAL_IMAGE
 from nst_ort.config import Optimizer
 from nst_ort.graphs import weight_values
 from nst_ort.imageio import load_image, resize, to_nchw
-from tests.bundle.conftest import ITERATIONS, LR, pixels
+from tests.bundle.conftest import ITERATIONS, LR, pixels, training_bundle_stub
 from tests.bundle.test_driver import HIDDEN_RUN
 from tests.bundle.test_write import engine_targets
 
@@ -185,7 +185,7 @@ def test_python_driver_runs_on_any_onnxruntime_and_steps_as_the_engine(
     assert np.abs(actual - result.image.reshape(actual.shape)).max() <= 1e-4
 
 
-def test_python_driver_says_what_is_wrong(graph_bundle, bundle, tmp_path):
+def test_python_driver_says_what_is_wrong(graph_bundle, tmp_path):
     damaged = tmp_path / "damaged"
     shutil.copytree(graph_bundle, damaged)
     with (damaged / FILES["inputs"]).open("r+b") as file:
@@ -195,6 +195,7 @@ def test_python_driver_says_what_is_wrong(graph_bundle, bundle, tmp_path):
     ):
         driver.load_bundle(damaged)
     # A training bundle where onnxruntime has no training API: one line, exit status 2.
+    bundle = training_bundle_stub(tmp_path / "training")
     done = _run_hidden(bundle, tmp_path / "out.png", {"onnxruntime.training", "torch"})
     assert done.returncode == 2
     assert done.stderr.strip() == (

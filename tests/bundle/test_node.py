@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from nst_ort.bundle import driver
-from tests.bundle.conftest import ITERATIONS, pixels
+from tests.bundle.conftest import ITERATIONS, pixels, training_bundle_stub
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "examples" / "node"
@@ -52,7 +52,7 @@ def pixels_of(image: np.ndarray) -> np.ndarray:
     return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.int32)
 
 
-def test_node_driver_writes_no_file_for_bad_input(graph_bundle, bundle, tmp_path):
+def test_node_driver_writes_no_file_for_bad_input(graph_bundle, tmp_path):
     """Bad input: one line on stderr, exit status 2, nothing written."""
     output = tmp_path / "out.png"
     damaged = tmp_path / "damaged"
@@ -84,8 +84,9 @@ def test_node_driver_writes_no_file_for_bad_input(graph_bundle, bundle, tmp_path
     for args, message in cases:
         done = _node(*args)
         assert (done.returncode, done.stderr) == (2, f"error: {message}\n"), args
+    bundle = training_bundle_stub(tmp_path / "training")
     done = _node(bundle, "-o", output)  # a training bundle: which driver runs it
     assert done.returncode == 2
     assert done.stderr.startswith(f"error: {bundle / 'bundle.json'}: bundle version 1 (onnxruntime-training ")
     assert len(done.stderr.splitlines()) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged", "other"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged", "other", "training"]
