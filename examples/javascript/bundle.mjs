@@ -10,6 +10,9 @@ export function checkManifest(manifest) {
   if (!manifest || manifest.format !== FORMAT) {
     throw new Error('not an nst-ort bundle manifest');
   }
+  if (manifest.version === 2) {
+    throw new Error('bundle version 2 (ort-graph): run it with examples/node or the page in examples/web');
+  }
   if (manifest.version !== VERSION) {
     throw new Error(`bundle version ${manifest.version}, this driver reads version ${VERSION}`);
   }
