@@ -2,9 +2,10 @@
 
     python -m benchmarks.embedding BUNDLE [--rounds 5] [--steps 10] [--threads 0] [--page]
     python -m benchmarks.embedding --write DIR --size 96 [--model M.onnx] ...   # write the bundle first
+    python -m benchmarks.embedding BUNDLE --python VENV/bin/python   # the driver on another onnxruntime
 
 Each round runs the Python reference driver (nst_ort/bundle/driver.py, in this Python's ONNX
-Runtime), the Node driver (examples/node, onnxruntime-node) and, with --page, the page
+Runtime or --python's), the Node driver (examples/node, onnxruntime-node) and, with --page, the page
 (examples/web) in headless Chromium (onnxruntime-web, WebAssembly), in turns, so that a shared
 machine's load falls on all of them alike. A driver's time per step is the median over every
 step of every round but each run's first (session warm-up); each driver clocks its own steps
