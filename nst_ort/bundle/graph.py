@@ -49,43 +49,40 @@ LOOP = [
 
 def bundle_model(model: onnx.ModelProto, spec: LossSpec, height: int, width: int) -> onnx.ModelProto:
     """The gradient graph with the features and Grams as outputs, every shape fixed to height x width."""
-    features = target_outputs(spec)
-    sub = gradient_graph(model, spec, features)
+    sub = gradient_graph(model, spec, target_outputs(spec))
     shapes = {contract.IMAGE: (1, 3, height, width), **target_shapes(spec, height, width)}
     shapes.update({name: () for name in weight_values(spec)})
     outputs = {name: () for name in contract.TERMS}
     outputs[contract.IMAGE_GRAD] = shapes[contract.IMAGE]
-    outputs.update(
-        {
-            contract.content_features(layer): shapes[contract.content_target(layer)]
-            for layer in spec.content_layers
-        }
-    )
-    outputs.update(
-        {contract.style_gram(layer): shapes[contract.style_target(layer)] for layer in spec.style_layers}
-    )
+    for layer in spec.content_layers:
+        outputs[contract.content_features(layer)] = shapes[contract.content_target(layer)]
+    for layer in spec.style_layers:
+        outputs[contract.style_gram(layer)] = shapes[contract.style_target(layer)]
     graph = sub.graph
     inputs = [helper.make_tensor_value_info(i.name, TensorProto.FLOAT, shapes[i.name]) for i in graph.input]
     del graph.input[:]
     graph.input.extend(inputs)
     del graph.output[:]
     graph.output.extend(
-        helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
-        for name, shape in outputs.items()
-        if name in (*contract.TERMS, contract.IMAGE_GRAD, *features)
+        helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name, shape in outputs.items()
     )
     # The shapes inside were inferred for any size; ONNX Runtime infers them anew for this one.
     del graph.value_info[:]
     return sub
 
 
-def pack_inputs(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> tuple[list[dict], bytes]:
+def pack_inputs(
+    model: onnx.ModelProto, spec: LossSpec, values: dict[str, np.ndarray]
+) -> tuple[list[dict], bytes]:
     """bundle.json's `model.inputs` and inputs.bin: each input's role, shape and where its value is."""
+    roles = {contract.IMAGE: "image"}
+    roles.update({name: "target" for name in target_shapes(spec, 1, 1)})
+    roles.update({name: "weight" for name in weight_values(spec)})
     entries, blob = [], bytearray()
     for graph_input in model.graph.input:
         name = graph_input.name
         shape = [d.dim_value for d in graph_input.type.tensor_type.shape.dim]
-        entry = {"name": name, "role": _role(name), "shape": shape, "dtype": "float32"}
+        entry = {"name": name, "role": roles[name], "shape": shape, "dtype": "float32"}
         if name != contract.IMAGE:
             value = np.asarray(values[name], np.float32)
             if list(value.shape) != shape:
@@ -101,12 +98,6 @@ def pack_inputs(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> tuple[
     return entries, bytes(blob)
 
 
-def _role(name: str) -> str:
-    if name == contract.IMAGE:
-        return "image"
-    return "target" if name.endswith(".target") or name.endswith(".gram_target") else "weight"
-
-
 def write(
     engine: Engine, config: StylizeConfig, values: dict[str, np.ndarray], folder: Path
 ) -> tuple[dict, bool]:
@@ -115,7 +106,7 @@ def write(
     _, _, height, width = values[contract.IMAGE].shape
     spec = config.loss
     model = bundle_model(engine.model, spec, height, width)
-    inputs, blob = pack_inputs(model, values)
+    inputs, blob = pack_inputs(model, spec, values)
     onnx.save(model, str(folder / FILES["model"]))
     (folder / FILES["inputs"]).write_bytes(blob)
     targets = [
