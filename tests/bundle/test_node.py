@@ -18,7 +18,7 @@ NODE_DIR = ROOT / "examples" / "node"
 NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(
     NODE is None or not (NODE_DIR / "node_modules" / "onnxruntime-node").is_dir(),
-    reason=f"the Node driver needs Node >= 20 and its packages: run `npm ci` in {NODE_DIR}",
+    reason=f"the JavaScript driver of ort-graph bundles needs Node >= 20 and `npm ci` in {NODE_DIR}",
 )
 
 
