@@ -72,19 +72,24 @@ class Status(str, Enum):
 class LossSpec:
     """Which layers enter the loss, with what weights: α L_content + β L_style + γ TV."""
 
-    content_layers: dict[str, float] = field(default_factory=lambda: {"relu4_2": 1.0})
+    # The paper's relu4_2, with relu2_2 at half weight: relu4_2 alone lets the finest scales
+    # drift (docs/quality.md); relu2_2 keeps the photo's edges crisp where the style would blur them.
+    content_layers: dict[str, float] = field(default_factory=lambda: {"relu4_2": 1.0, "relu2_2": 0.5})
     # Equal weights over the five layers, as in the paper's Figure 2 (w_l = 1/5).
     style_layers: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"), 0.2)
     )
-    # α/β = 1e-4, the strong-style end of the paper's range for its Figure 2 (1e-3 … 1e-4), chosen
-    # by eye on tubingen + starry_night with the default model (HED's VGG-16, Caffe's 0–255
-    # input). The content term sums over positions and the per-position style term does not, so
-    # the same α/β gives more content weight at larger sizes; other weights may want other β.
+    # With `normalize` the terms are relative errors: β = 3α was chosen by eye on the quality
+    # gallery (docs/quality.md). Without it these are the paper's sums, and the HED VGG-16's
+    # wanted about β = 1e4 α.
     content_weight: float = 1.0
-    style_weight: float = 1e4
-    # Off by default as in the paper; a small γ smooths high-frequency noise.
-    tv_weight: float = 0.0
+    style_weight: float = 3.0
+    # Per pixel (with `normalize`): enough to keep the 5–8 px weave that a start from noise
+    # leaves in flat regions out of the picture, not enough to flatten the strokes.
+    tv_weight: float = 1.5
+    # Each term divided by the size of its target (targets.normalized_loss), so that every layer
+    # counts as its weight says whatever the network's activations; TV per pixel.
+    normalize: bool = True
 
     @property
     def ratio(self) -> float:
@@ -100,16 +105,18 @@ class LossSpec:
 class StylizeConfig:
     model: Path | None = None  # None: the default export in the user cache
     size: int = 512  # longest side of the output, in pixels
-    # L-BFGS iterations or Adam steps: from the content image, 100–200 L-BFGS iterations already
-    # look finished at 256–512 px; 300 leaves margin without the 1000 of neural-style.
-    iterations: int = 300
-    optimizer: Optimizer = Optimizer.LBFGS
+    # Adam steps or L-BFGS iterations, over all passes (passes.default_iterations: 300 at the
+    # first size of the ladder and 150 at each other for 512 px).
+    iterations: int = 900
+    # Adam, coarse to fine, averaged (style-transfer-pytorch's way): L-BFGS pours its steps into
+    # directions the network barely sees and leaves a pixel grid over flat regions (docs/quality.md).
+    optimizer: Optimizer = Optimizer.ADAM
     # Adam's step on [0, 1] pixels: ~2/255 per step moves colours visibly within 100 steps
     # without the oscillation seen above 0.05.
     lr: float = 0.02
-    # The paper starts from white noise (InitKind.NOISE), which needs many more iterations to
-    # show the content; starting from the content image gives a finished image in a few minutes.
-    init: InitKind | Path = InitKind.CONTENT
+    # The paper's start, white noise: the picture takes the painting's palette; a start from the
+    # photo keeps the photo's colours in flat regions (a pale sky under The Scream).
+    init: InitKind | Path = InitKind.NOISE
     seed: int = 0
     loss: LossSpec = field(default_factory=LossSpec)
     style_blend: tuple[float, ...] | None = None  # weights for several style images; normalised
@@ -119,6 +126,13 @@ class StylizeConfig:
     scales: tuple[int, ...] | None = None
     # Iterations of each pass, `size`'s included; None: see passes.default_iterations.
     scale_iterations: tuple[int, ...] | None = None
+    # Without `scales`: passes along style-transfer-pytorch's ladder, `size` / √2^k from the
+    # first at or above `min_scale` (128, 181, 256, 362, 512 for 512 px); 0, or `size` or more:
+    # one pass.
+    min_scale: int = 128
+    # Adam: the output is the exponential moving average of the iterates with this decay
+    # (0: the last iterate); see loop.run_adam.
+    ema_decay: float = 0.99
     preserve_colors: PreserveColors = PreserveColors.NONE
     device: Device = Device.AUTO
     threads: int = 0  # 0: ONNX Runtime's default (one per core)
@@ -133,14 +147,21 @@ def parse_init(value: str | Path) -> InitKind | Path:
         return Path(value)
 
 
+# Fields added after reports were first written, with the values that reproduce a run from
+# before them: a report without the field ran without the feature.
+ADDED_FIELDS = {"min_scale": 0, "ema_decay": 0.0}
+ADDED_LOSS_FIELDS = {"normalize": False}
+
+
 def config_from_dict(data: dict) -> StylizeConfig:
     """A StylizeConfig from its JSON form in a report (for resume)."""
     converters = {
         "model": lambda v: Path(v) if v else None,
         "init": parse_init,
-        "loss": lambda v: LossSpec(**v),
+        "loss": lambda v: LossSpec(**{**ADDED_LOSS_FIELDS, **v}),
     }
     defaults = StylizeConfig()
+    data = {**ADDED_FIELDS, **data}
     kwargs = {}
     for f in fields(StylizeConfig):
         if f.name not in data:
@@ -160,11 +181,15 @@ def config_from_dict(data: dict) -> StylizeConfig:
 
 
 def pass_sizes(config: StylizeConfig) -> list[int]:
-    """The longest side of each pass: the scales, then `size` unless the last scale is it."""
-    sizes = list(config.scales or ())
-    if not sizes or sizes[-1] < config.size:
-        sizes.append(config.size)
-    return sizes
+    """The longest side of each pass: the scales, then `size` unless the last scale is it;
+    without scales, the √2 ladder from `min_scale` up to `size`."""
+    if config.scales:
+        sizes = list(config.scales)
+        return sizes if sizes[-1] >= config.size else [*sizes, config.size]
+    ladder = [config.size]
+    while config.min_scale and round(config.size / 2 ** (len(ladder) / 2)) >= config.min_scale:
+        ladder.append(round(config.size / 2 ** (len(ladder) / 2)))
+    return ladder[::-1]
 
 
 def _finite(name: str, value: float) -> None:
@@ -244,6 +269,11 @@ def validate(
         raise NstError(f"`style_scale` {config.style_scale}: must be positive")
     if config.threads < 0:
         raise NstError(f"`threads` {config.threads}: 0 (one per core) or more")
+    if config.min_scale and config.min_scale < contract.MIN_SIDE:
+        raise NstError(f"`min_scale` {config.min_scale}: 0 (one pass) or at least {contract.MIN_SIDE} px")
+    _finite("ema_decay", config.ema_decay)
+    if not 0 <= config.ema_decay < 1:
+        raise NstError(f"`ema_decay` {config.ema_decay}: from 0 (off) to less than 1")
     backends.check_name(config.backend)
     if isinstance(config.init, Path) and not config.init.is_file():
         raise NstError(f"`init` {config.init}: not noise, content, style or an image file")
@@ -254,7 +284,7 @@ def validate(
         for i, size in enumerate(sizes):
             height, width = fit_longest(*frame, size)
             if min(height, width) < contract.MIN_SIDE:
-                name = "scales" if i < len(sizes) - 1 else "size"
+                name = ("scales" if config.scales else "min_scale") if i < len(sizes) - 1 else "size"
                 raise NstError(
                     f"`{name}` {size} makes a {width}x{height} image; the deepest layers need at "
                     f"least {contract.MIN_SIDE} px per side"

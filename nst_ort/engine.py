@@ -18,16 +18,22 @@ from nst_ort.backends.ort import resolve_device
 from nst_ort.config import Device, LossSpec, Optimizer, check_loss
 from nst_ort.errors import NstError
 from nst_ort.graphs import weight_values
-from nst_ort.loop import Callback, LoopResult, run_adam, run_lbfgs
+from nst_ort.loop import AdamState, Callback, LoopResult, run_adam, run_lbfgs
 from nst_ort.memory import check_fits
 from nst_ort.model import ModelInfo, load_model
-from nst_ort.targets import TargetComputer
+from nst_ort.targets import TargetComputer, normalized_loss
 
 
 @dataclass(frozen=True)
 class Targets:
     values: dict[str, np.ndarray]  # graph target name -> P or A
+    weights: dict[str, np.ndarray]  # graph weight name -> α, β, γ or w_l, as this pass feeds them
     seconds: float
+
+    @property
+    def frozen(self) -> dict[str, np.ndarray]:
+        """Every graph input of a pass but the image."""
+        return {**self.values, **self.weights}
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,8 @@ class Engine:
         style_scale: float,
         output_size: tuple[int, int],
     ) -> Targets:
-        """P from `content` (already at the output size) and A from the styles, blended."""
+        """P from `content` (already at the output size) and A from the styles, blended, and the
+        weights that go with them (normalised by the targets when `spec.normalize`)."""
         start = time.perf_counter()
         values: dict[str, np.ndarray] = {}
         if spec.content_layers:
@@ -96,7 +103,8 @@ class Engine:
             if not styles:
                 raise NstError("a style loss needs at least one style image")
             values.update(self._targets(spec).style_targets(styles, blend, output_size, style_scale))
-        return Targets(values, time.perf_counter() - start)
+        weighted = normalized_loss(spec, values, *output_size) if spec.normalize else spec
+        return Targets(values, weight_values(weighted), time.perf_counter() - start)
 
     def optimize(
         self,
@@ -108,16 +116,21 @@ class Engine:
         lr: float,
         callback: Callback | None = None,
         start_step: int = 0,
+        adam: AdamState | None = None,
+        ema_decay: float = 0.0,
     ) -> tuple[LoopResult, PassInfo]:
-        """Optimise the image from `init` (NCHW) against the given targets."""
+        """Optimise the image from `init` (NCHW) against the given targets.
+
+        Adam continues from `adam` (an earlier pass's state, resized) and, with `ema_decay`,
+        returns the moving average of its iterates (loop.run_adam); L-BFGS uses neither.
+        """
         check_loss(spec, self.info)
         _, _, height, width = init.shape
         self.check_memory(spec, height, width)
-        frozen = {**targets.values, **weight_values(spec)}
-        prepared = self.gradient.prepare(spec, frozen, height, width)
+        prepared = self.gradient.prepare(spec, targets.frozen, height, width)
         start = time.perf_counter()
         if Optimizer(optimizer) is Optimizer.ADAM:
-            result = run_adam(prepared.objective, init, iterations, lr, callback, start_step)
+            result = run_adam(prepared.objective, init, iterations, lr, callback, start_step, adam, ema_decay)
         else:
             result = run_lbfgs(prepared.objective, init, iterations, callback, start_step)
         info = PassInfo(

@@ -1,4 +1,4 @@
-"""The optimisation loop: L-BFGS (scipy) or Adam (the backend's), no I/O.
+"""The optimisation loop: L-BFGS (scipy) or Adam (numpy), no I/O.
 
 The loop hands a small `StepRecord` and the current image to a callback after every iteration;
 whoever called it draws progress bars or saves images. A non-finite loss or gradient stops the
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+from PIL import Image
 from scipy.optimize import Bounds, minimize
 
 from nst_ort import contract
@@ -50,6 +51,7 @@ class LoopResult:
     status: Status = Status.DONE
     message: str = ""
     evaluations: int = 0
+    adam: AdamState | None = None  # Adam's state at the end (run_adam), for the next pass
 
 
 class NonFinite(Exception):
@@ -141,47 +143,95 @@ def run_lbfgs(
     return result
 
 
-class AdamObjective(Objective, Protocol):
-    def set_image(self, image: np.ndarray) -> None: ...
+# torch.optim.Adam's update, with style-transfer-pytorch's second-moment decay: 0.99 rather than
+# torch's 0.999 lets the step size follow the gradient's scale within ~100 steps, which matters
+# when the passes of a coarse-to-fine run change that scale.
+ADAM_BETAS = (0.9, 0.99)
+ADAM_EPS = 1e-8
 
-    def get_image(self) -> np.ndarray: ...
 
-    def adam_step(self, lr: float) -> dict[str, float]: ...
+@dataclass
+class AdamState:
+    """Adam's moment estimates and step count, carried from one pass to the next."""
 
-    def clip_image(self) -> None: ...
+    m: np.ndarray
+    v: np.ndarray
+    t: int = 0
+
+    @classmethod
+    def zeros(cls, shape: tuple[int, ...]) -> AdamState:
+        return cls(np.zeros(shape, np.float32), np.zeros(shape, np.float32))
+
+    def resized(self, height: int, width: int) -> AdamState:
+        """The moments at another image size, as style-transfer-pytorch carries them: the first
+        bicubic, the second bilinear and kept non-negative. A pass that starts with the previous
+        pass's moments takes steps of the size it had reached instead of starting cold, which
+        would add noise at the start of every pass."""
+        return AdamState(
+            _resize_planes(self.m, height, width, Image.Resampling.BICUBIC),
+            np.maximum(_resize_planes(self.v, height, width, Image.Resampling.BILINEAR), 0.0),
+            self.t,
+        )
+
+
+def _resize_planes(array: np.ndarray, height: int, width: int, method) -> np.ndarray:
+    planes = [
+        np.asarray(Image.fromarray(plane, mode="F").resize((width, height), method))
+        for plane in np.asarray(array, np.float32).reshape(-1, *array.shape[-2:])
+    ]
+    return np.stack(planes).reshape(*array.shape[:-2], height, width)
 
 
 def run_adam(
-    objective: AdamObjective,
+    objective: Objective,
     x0: np.ndarray,
     iterations: int,
     lr: float,
     callback: Callback | None = None,
     start_step: int = 0,
+    state: AdamState | None = None,
+    ema_decay: float = 0.0,
+    betas: tuple[float, float] = ADAM_BETAS,
 ) -> LoopResult:
-    """Adam as the backend runs it (ort-training: ONNX Runtime's optimizer on the device; ort-graph:
-    torch.optim.Adam's update on the host), pixels projected onto [0, 1] after each step."""
-    result = LoopResult(image=np.array(x0, np.float32))
-    objective.set_image(result.image)
+    """Adam on the host (torch.optim.Adam's update), pixels projected onto [0, 1] after each step.
+
+    `state` continues an earlier pass's moments (AdamState.resized to this size); the state
+    reached is in the result. With `ema_decay` > 0 the image handed on and returned is the
+    exponential moving average of the iterates (bias-corrected, as style-transfer-pytorch does):
+    the iterates of Adam with a fixed step size jitter around the optimum, and their average
+    does not, which removes fine noise without another loss term. The records' terms are those
+    of the iterates the gradient was computed at.
+    """
+    image = np.array(x0, np.float32)
+    result = LoopResult(image=image.copy())
+    state = state or AdamState.zeros(image.shape)
+    beta1, beta2 = betas
+    average, average_weight = np.zeros_like(image), 0.0
     start = time.perf_counter()
     try:
         for i in range(iterations):
-            terms = objective.adam_step(lr)
+            terms, grad = objective.value_and_grad(image)
             result.evaluations += 1
-            if not all(math.isfinite(v) for v in terms.values()):
-                bad = next(k for k in (*contract.TERMS[1:], contract.LOSS) if not math.isfinite(terms[k]))
-                raise NonFinite(f"the {bad} term became {terms[bad]}")
-            objective.clip_image()
-            image = objective.get_image()
-            if not np.all(np.isfinite(image)):
-                raise NonFinite("the gradient became non-finite")
-            result.image = image
+            _check_finite(terms, grad)
+            state.t += 1
+            state.m = beta1 * state.m + (1 - beta1) * grad
+            state.v = beta2 * state.v + (1 - beta2) * grad * grad
+            denom = np.sqrt(state.v) / np.float32(np.sqrt(1 - beta2**state.t)) + np.float32(ADAM_EPS)
+            image = image - np.float32(lr / (1 - beta1**state.t)) * state.m / denom
+            np.clip(image, 0.0, 1.0, out=image)
+            if ema_decay > 0:
+                average = np.float32(ema_decay) * average + np.float32(1 - ema_decay) * image
+                average_weight = ema_decay * average_weight + (1 - ema_decay)
+                result.image = average / np.float32(average_weight)
+            else:
+                result.image = image.copy()
             record = StepRecord(start_step + i + 1, result.evaluations, terms, time.perf_counter() - start)
             result.records.append(record)
             if callback is not None:
-                callback(record, image)
+                callback(record, result.image)
     except NonFinite as exc:
         result.status, result.message = Status.NONFINITE, f"{exc}; {NONFINITE_HINT}"
     except KeyboardInterrupt:
         result.status, result.message = Status.INTERRUPTED, "interrupted"
+    result.adam = state
     return result

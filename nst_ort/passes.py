@@ -3,7 +3,8 @@
 Coarse-to-fine optimises at a small size first and starts each larger pass from the previous
 result, upsampled. An evaluation costs in proportion to the pixel count, so the many iterations
 that take the image from noise to a stylised picture run cheaply at a small size, and the
-larger sizes only add detail. Content and style targets are recomputed for every size.
+larger sizes only add detail. Content and style targets are recomputed for every size, and
+Adam's moments follow the image from one size to the next.
 """
 
 from __future__ import annotations
@@ -18,20 +19,14 @@ import numpy as np
 from nst_ort.config import InitKind, Status, StylizeConfig, pass_sizes
 from nst_ort.errors import NstError
 from nst_ort.imageio import fit_longest, from_nchw, load_image, resize, to_nchw
-from nst_ort.loop import Callback
+from nst_ort.loop import AdamState, Callback
 from nst_ort.report import Report
 from nst_ort.run import Run
 
-# The final pass gets this share of `iterations` by default; the coarser passes share the rest
-# (e.g. --iterations 500 --scales 256,512: 400 iterations at 256 px, 100 at 512 px). The coarse
-# passes set the large structures cheaply, but the final one still has to add the fine texture
-# that the low style layers (relu1_1, relu2_1) weigh heavily: measured with the HED VGG-16 at
-# 128 px, a final pass started from 240 iterations at 64 px stays about 50 evaluations ahead of
-# L-BFGS from noise (loss 3.65e5 after 136 iterations; from noise, 3.62e5 after 190), about
-# what the coarse pass cost. At 512 px (benchmarks/test_coarse_to_fine.py) the whole run takes
-# 0.41x single scale's time and ends 33% above its loss: the upsampled start lacks the top
-# octave that the full-size loss weighs most, so the last pass gains little from the others.
-FINAL_SHARE = 0.2
+# The first pass gets this many shares of `iterations`, every later pass one: the first builds
+# the picture's composition from its start, the later ones add detail to an upsampled result
+# (style-transfer-pytorch gives its first scale twice the iterations of each later one).
+FIRST_SHARES = 2
 
 
 @dataclass(frozen=True)
@@ -55,12 +50,10 @@ PassCallback = Callable[[Pass], None]
 
 
 def default_iterations(count: int, iterations: int) -> tuple[int, ...]:
-    """`iterations` split over `count` passes: FINAL_SHARE to the last, the rest evenly."""
-    if count == 1:
-        return (iterations,)
-    final = max(1, round(iterations * FINAL_SHARE))
-    coarse = max(1, round((iterations - final) / (count - 1)))
-    return (coarse,) * (count - 1) + (final,)
+    """`iterations` split over `count` passes: FIRST_SHARES shares to the first, one to each
+    other, at least one each; the first takes what rounding leaves."""
+    later = max(1, round(iterations / (count - 1 + FIRST_SHARES))) if count > 1 else 0
+    return (max(1, iterations - later * (count - 1)),) + (later,) * (count - 1)
 
 
 def plan(config: StylizeConfig) -> list[Pass]:
@@ -108,6 +101,7 @@ def run_passes(
     """
     config, engine = run.config, run.engine
     image: np.ndarray | None = None
+    adam: AdamState | None = None  # carried from pass to pass, resized (AdamState.resized)
     steps = 0
     if resume is not None:
         image, steps = resume
@@ -128,6 +122,8 @@ def run_passes(
             start = initial_image(config, height, width, pass_content, styles)
         else:
             start = resize(image, height, width)
+        if adam is not None:
+            adam = adam.resized(height, width)
         result, info = engine.optimize(
             config.loss,
             targets,
@@ -137,7 +133,10 @@ def run_passes(
             config.lr,
             callback,
             start_step=steps,
+            adam=adam,
+            ema_decay=config.ema_decay,
         )
+        adam = result.adam
         # Records time the loop from its own start, after the artifacts and session are ready.
         report.add_records(result.records, time.time() - info.loop_seconds)
         report.add_pass(info, result.evaluations)

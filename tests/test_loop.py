@@ -6,7 +6,7 @@ import pytest
 from nst_ort import contract
 from nst_ort.config import Status
 from nst_ort.imageio import from_nchw
-from nst_ort.loop import run_adam, run_lbfgs
+from nst_ort.loop import ADAM_BETAS, ADAM_EPS, AdamState, run_adam, run_lbfgs
 
 
 class Exploding:
@@ -23,21 +23,6 @@ class Exploding:
         value = float("nan") if bad else float(((image - 0.7) ** 2).sum())
         terms = dict(zip(contract.TERMS, (value, value, 0.0, 0.0), strict=True))
         return terms, 2 * (image - 0.7)
-
-    # Adam interface
-    def set_image(self, image):
-        self.image = image.copy()
-
-    def get_image(self):
-        return self.image.copy()
-
-    def adam_step(self, lr):
-        terms, grad = self.value_and_grad(self.image)
-        self.image = self.image - lr * np.sign(grad) if self.calls <= self.after else self.image * np.nan
-        return terms
-
-    def clip_image(self):
-        np.clip(self.image, 0, 1, out=self.image)
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
@@ -98,3 +83,70 @@ def test_blas_is_single_threaded_during_lbfgs_only():
     assert result.evaluations >= 1
     assert all(threads == [1] * len(before) for threads in objective.seen)
     assert blas_threads() == before
+
+
+class Bowl:
+    """L = Σ w (x - c)², a different curvature per pixel, so Adam's steps differ per pixel."""
+
+    shape = (1, 3, 5, 6)
+
+    def __init__(self):
+        rng = np.random.default_rng(0)
+        self.centre = rng.random(self.shape).astype(np.float32)
+        self.weight = rng.uniform(0.1, 10, self.shape).astype(np.float32)
+
+    def value_and_grad(self, image):
+        d = image - self.centre
+        loss = float((self.weight * d * d).sum())
+        return dict(zip(contract.TERMS, (loss, loss, 0.0, 0.0), strict=True)), 2 * self.weight * d
+
+
+def adam_reference(objective, x, steps, lr, decay):
+    """torch.optim.Adam's update with the loop's betas, clipping, and the bias-corrected moving
+    average of the iterates, in float64."""
+    x = x.astype(np.float64)
+    m = v = np.zeros_like(x)
+    average, weight = np.zeros_like(x), 0.0
+    (b1, b2), eps = ADAM_BETAS, ADAM_EPS
+    for t in range(1, steps + 1):
+        _, g = objective.value_and_grad(x.astype(np.float32))
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        x = np.clip(x - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps), 0, 1)
+        average, weight = decay * average + (1 - decay) * x, decay * weight + (1 - decay)
+    return x, average / weight if decay else x
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.9])
+def test_adam_returns_the_moving_average_of_its_iterates(decay):
+    objective, start = Bowl(), np.full(Bowl.shape, 0.5, np.float32)
+    seen = []
+    result = run_adam(
+        objective, start, 12, 0.05, callback=lambda r, image: seen.append(image), ema_decay=decay
+    )
+    _, desired = adam_reference(objective, start, 12, 0.05, decay)
+    np.testing.assert_allclose(result.image, desired, atol=1e-5)
+    np.testing.assert_allclose(seen[-1], result.image)  # the callback sees what is returned
+    assert result.adam.t == 12
+
+
+def test_adam_continues_from_a_state():
+    """Two runs, the second from the first's state and last iterate, are one run."""
+    objective, start = Bowl(), np.full(Bowl.shape, 0.5, np.float32)
+    first = run_adam(objective, start, 5, 0.05)
+    second = run_adam(objective, first.image, 7, 0.05, state=first.adam)
+    whole = run_adam(objective, start, 12, 0.05)
+    np.testing.assert_allclose(second.image, whole.image, atol=1e-6)
+
+
+def test_adam_state_follows_the_image_to_another_size():
+    rng = np.random.default_rng(1)
+    state = AdamState(
+        rng.normal(size=(1, 3, 8, 10)).astype(np.float32), rng.random((1, 3, 8, 10)).astype(np.float32), 7
+    )
+    actual = state.resized(16, 20)
+    assert actual.m.shape == actual.v.shape == (1, 3, 16, 20) and actual.t == 7
+    assert actual.v.min() >= 0  # second moments stay non-negative at any size
+    # Smooth resampling keeps each channel's mean.
+    np.testing.assert_allclose(actual.m.mean(axis=(2, 3)), state.m.mean(axis=(2, 3)), atol=0.1)
+    same = state.resized(8, 10)
+    np.testing.assert_allclose(same.m, state.m, atol=1e-6)

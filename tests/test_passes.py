@@ -15,21 +15,46 @@ from nst_ort.passes import Pass, default_iterations, plan
     ("scales", "size", "iterations", "counts", "desired"),
     [
         (None, 64, 50, None, [Pass(0, 1, 64, 50)]),
-        ((32,), 64, 50, None, [Pass(0, 2, 32, 40), Pass(1, 2, 64, 10)]),
-        ((32, 64), 64, 50, None, [Pass(0, 2, 32, 40), Pass(1, 2, 64, 10)]),
-        ((16, 32), 64, 500, None, [Pass(0, 3, 16, 200), Pass(1, 3, 32, 200), Pass(2, 3, 64, 100)]),
+        ((32,), 64, 50, None, [Pass(0, 2, 32, 33), Pass(1, 2, 64, 17)]),
+        ((32, 64), 64, 50, None, [Pass(0, 2, 32, 33), Pass(1, 2, 64, 17)]),
+        ((16, 32), 64, 500, None, [Pass(0, 3, 16, 250), Pass(1, 3, 32, 125), Pass(2, 3, 64, 125)]),
         ((32,), 64, 50, (7, 3), [Pass(0, 2, 32, 7), Pass(1, 2, 64, 3)]),
     ],
 )
 def test_plan(scales, size, iterations, counts, desired):
-    config = StylizeConfig(size=size, iterations=iterations, scales=scales, scale_iterations=counts)
+    config = StylizeConfig(
+        size=size, iterations=iterations, scales=scales, scale_iterations=counts, min_scale=0
+    )
     assert plan(config) == desired
 
 
-def test_default_iterations_give_the_last_pass_a_fifth():
-    assert default_iterations(2, 500) == (400, 100)
+@pytest.mark.parametrize(
+    ("size", "min_scale", "desired"),
+    [
+        (512, 128, [128, 181, 256, 362, 512]),  # style-transfer-pytorch's ladder
+        (1024, 256, [256, 362, 512, 724, 1024]),
+        (300, 128, [150, 212, 300]),
+        (128, 128, [128]),
+        (512, 0, [512]),
+        (512, 600, [512]),
+    ],
+)
+def test_the_ladder_steps_by_root_two_down_to_min_scale(size, min_scale, desired):
+    config = StylizeConfig(size=size, min_scale=min_scale, iterations=100)
+    assert [p.size for p in plan(config)] == desired
+
+
+def test_explicit_scales_replace_the_ladder():
+    config = StylizeConfig(size=512, scales=(200,), min_scale=128, iterations=100)
+    assert [p.size for p in plan(config)] == [200, 512]
+
+
+def test_default_iterations_give_the_first_pass_two_shares():
+    assert default_iterations(5, 900) == (300, 150, 150, 150, 150)
+    assert default_iterations(2, 500) == (333, 167)
     assert default_iterations(1, 300) == (300,)
     assert default_iterations(3, 3) == (1, 1, 1)
+    assert sum(default_iterations(4, 1001)) == 1001
 
 
 def test_coarse_to_fine_run(tiny_model, make_image):

@@ -6,9 +6,9 @@ A backend is one module in this package and one line in BACKENDS. The module has
 
 which refuses, with an NstError, what it cannot run (a model without the graph it needs, an
 ONNX Runtime without the API it needs); the engine calls `Gradient.prepare` once per pass for
-the objective the loop drives (nst_ort.loop: value_and_grad for L-BFGS, the Adam methods for
-Adam). Modules are imported when a backend is first created, so one backend's runtime need not
-be installed to use another.
+the objective the loop drives (nst_ort.loop: value_and_grad, for L-BFGS and Adam alike).
+Modules are imported when a backend is first created, so one backend's runtime need not be
+installed to use another.
 
 - ort-graph (graph.py): the export's gradient graph in a plain InferenceSession, any size.
 - ort-training (training.py): onnxruntime-training's on-device API, artifacts per size (artifacts.py).
@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # annotations only: the registry imports no backend and no ru
     import onnx
 
     from nst_ort.config import LossSpec
-    from nst_ort.loop import AdamObjective
+    from nst_ort.loop import Objective
     from nst_ort.model import ModelInfo
 
 # name -> the module whose `create` makes it; the first is the default.
@@ -47,7 +47,7 @@ DEFAULT = next(iter(BACKENDS))
 class Prepared:
     """What one pass optimises, and what getting it ready cost (for the report)."""
 
-    objective: AdamObjective
+    objective: Objective
     built: bool  # whether a session or artifacts had to be built for this pass
     seconds: float
 

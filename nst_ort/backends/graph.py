@@ -23,10 +23,6 @@ from nst_ort.errors import NstError
 from nst_ort.graphs import gradient_graph
 from nst_ort.model import ModelInfo
 
-# torch.optim.Adam's defaults, as the training backend's optimizer uses them (artifacts.py).
-ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-8
-
 
 class GradientSession:
     """One InferenceSession on the gradient graph of one layer set, for any image size."""
@@ -42,7 +38,7 @@ class GradientSession:
 
 
 class GraphBackend:
-    """`value_and_grad` (L-BFGS) and a host-side Adam step, for one pass at one image size."""
+    """`value_and_grad` for one pass at one image size."""
 
     def __init__(self, session: GradientSession, frozen: dict[str, np.ndarray], shape: tuple[int, ...]):
         ort = require_ort()
@@ -63,8 +59,6 @@ class GraphBackend:
             self._binding.bind_ortvalue_input(name, value)
         for name in (*contract.TERMS, contract.IMAGE_GRAD):
             self._binding.bind_output(name, session.device)
-        self._image = np.zeros(self.shape, np.float32)
-        self._adam: tuple[np.ndarray, np.ndarray, int] | None = None
 
     def value_and_grad(self, image: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
         """Loss terms and dL/dimage at `image` (NCHW, float32). The gradient is a fresh array."""
@@ -73,28 +67,6 @@ class GraphBackend:
         self._session.run_with_iobinding(self._binding)
         *terms, grad = self._binding.copy_outputs_to_cpu()
         return {name: float(value) for name, value in zip(contract.TERMS, terms, strict=True)}, grad
-
-    def set_image(self, image: np.ndarray) -> None:
-        self._image = np.array(image, np.float32).reshape(self.shape)
-
-    def get_image(self) -> np.ndarray:
-        return self._image.copy()
-
-    def adam_step(self, lr: float) -> dict[str, float]:
-        """One Adam step (torch.optim.Adam's update) on the held image; the terms before it."""
-        terms, grad = self.value_and_grad(self._image)
-        m, v, t = self._adam or (np.zeros_like(grad), np.zeros_like(grad), 0)
-        beta1, beta2 = ADAM_BETAS
-        t += 1
-        m = beta1 * m + (1 - beta1) * grad
-        v = beta2 * v + (1 - beta2) * grad * grad
-        denom = np.sqrt(v) / np.sqrt(1 - beta2**t) + ADAM_EPS
-        self._image -= np.float32(lr / (1 - beta1**t)) * m / denom
-        self._adam = (m, v, t)
-        return terms
-
-    def clip_image(self) -> None:
-        np.clip(self._image, 0.0, 1.0, out=self._image)
 
 
 class GraphGradient:

@@ -1,8 +1,9 @@
 """The gradient of the loss with respect to the image, from onnxruntime-training.
 
 `TrainingBackend` wraps one set of per-size artifacts: the image is the trainable parameter,
-targets and weights are frozen parameters set once, so a step moves at most the image in and
-its gradient out (L-BFGS), or nothing but the loss terms (Adam, on the device).
+targets and weights are frozen parameters set once, so a step moves the image in and its
+gradient out. (The artifacts' optimizer model serves bundles; the loop runs Adam on the host for
+every backend, so that its state can follow the image from one pass's size to the next.)
 """
 
 from __future__ import annotations
@@ -39,8 +40,6 @@ class TrainingBackend:
         for name in artifacts.frozen:
             self._params[name].data = np.array(frozen[name], np.float32, order="C")
         self._module.train()
-        self._artifacts = artifacts
-        self._optimizer = None
         self.shape = tuple(self._params[contract.IMAGE].data.shape)
 
     def _terms(self, outputs) -> dict[str, float]:
@@ -52,34 +51,12 @@ class TrainingBackend:
     def set_image(self, image: np.ndarray) -> None:
         self._params[contract.IMAGE].data = np.ascontiguousarray(image, np.float32).reshape(self.shape)
 
-    def get_image(self) -> np.ndarray:
-        return np.array(self._params[contract.IMAGE].data, np.float32)
-
     def value_and_grad(self, image: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
         """Loss terms and dL/dimage at `image` (NCHW, float32). The gradient is a fresh copy."""
         self.set_image(image)
         self._module.lazy_reset_grad()  # gradients accumulate across steps otherwise
         terms = self._terms(self._module())
         return terms, np.array(self._params[contract.IMAGE].grad, np.float32)
-
-    def adam_step(self, lr: float) -> dict[str, float]:
-        """One Adam step on the image held by the backend; returns the terms before the step."""
-        if self._optimizer is None:
-            api = training_module("api")
-            self._optimizer = api.Optimizer(str(self._artifacts.optimizer_model), self._module)
-        self._optimizer.set_learning_rate(lr)
-        self._module.lazy_reset_grad()
-        terms = self._terms(self._module())
-        self._optimizer.step()
-        return terms
-
-    def clip_image(self) -> None:
-        """Project the image back onto [0, 1] pixels after an Adam step."""
-        data = self._params[contract.IMAGE].data
-        if isinstance(data, np.ndarray) and data.flags.writeable and not data.flags.owndata:
-            np.clip(data, 0.0, 1.0, out=data)  # CPU: a view of the live buffer
-        else:
-            self.set_image(np.clip(data, 0.0, 1.0))
 
 
 class TrainingGradient:

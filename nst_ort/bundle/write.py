@@ -26,7 +26,6 @@ from nst_ort.bundle.driver import FORMAT, MANIFEST
 from nst_ort.config import InitKind, StylizeConfig
 from nst_ort.engine import Engine
 from nst_ort.errors import FAILURE, NstError
-from nst_ort.graphs import weight_values
 from nst_ort.imageio import resize, save_image, to_nchw, to_uint8
 from nst_ort.passes import initial_image
 from nst_ort.run import ImageLike, prepare
@@ -92,7 +91,7 @@ def make_bundle(
     init = (
         to_uint8(initial_image(config, height, width, content_image, run.styles)).astype(np.float32) / 255.0
     )
-    values = {**targets.values, **weight_values(config.loss), contract.IMAGE: to_nchw(init)}
+    values = {**targets.frozen, contract.IMAGE: to_nchw(init)}
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:

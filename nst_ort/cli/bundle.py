@@ -21,6 +21,7 @@ from nst_ort.cli.options import (
     IterationsOption,
     LrOption,
     ModelOption,
+    NormalizeOption,
     QuietOption,
     SeedOption,
     SizeOption,
@@ -56,6 +57,7 @@ def bundle_command(
     content_weight: ContentWeightOption = DEFAULTS.loss.content_weight,
     style_weight: StyleWeightOption = DEFAULTS.loss.style_weight,
     tv_weight: TvWeightOption = DEFAULTS.loss.tv_weight,
+    normalize: NormalizeOption = DEFAULTS.loss.normalize,
     content_layers: ContentLayersOption = layerspec.format_layers(DEFAULTS.loss.content_layers),
     style_layers: StyleLayersOption = None,
     style_blend: StyleBlendOption = DEFAULTS.style_blend,
@@ -73,7 +75,7 @@ def bundle_command(
     """
     engine = Engine(model, device, threads, backend=backend)
     loss = loss_from_options(
-        engine.model_info, content_layers, style_layers, content_weight, style_weight, tv_weight
+        engine.model_info, content_layers, style_layers, content_weight, style_weight, tv_weight, normalize
     )
     config = StylizeConfig(
         model=model,

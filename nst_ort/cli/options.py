@@ -90,6 +90,24 @@ ScaleIterationsOption = Annotated[
         "for the last pass, the rest shared by the others)."
     ),
 ]
+MinScaleOption = Annotated[
+    int,
+    typer.Option(
+        help="Without --scales: passes from this size up to --size in steps of √2 (128, 181, 256, "
+        "362, 512), each from the previous result upsampled; 0 or --size: one pass."
+    ),
+]
+EmaDecayOption = Annotated[
+    float,
+    typer.Option(help="Adam: output the moving average of the iterates with this decay; 0: the last one."),
+]
+NormalizeOption = Annotated[
+    bool,
+    typer.Option(
+        help="Divide each loss term by the size of its target, so that every layer counts "
+        "(--no-normalize: the paper's plain sums)."
+    ),
+]
 PreserveColorsOption = Annotated[
     PreserveColors,
     typer.Option(
@@ -131,6 +149,7 @@ def loss_from_options(
     content_weight: float,
     style_weight: float,
     tv_weight: float,
+    normalize: bool,
 ) -> LossSpec:
     """The LossSpec the loss options ask for, layers checked against the model's."""
     style_spec = style_layers or layerspec.format_layers(LOSS.style_layers)
@@ -140,4 +159,5 @@ def loss_from_options(
         content_weight=content_weight,
         style_weight=style_weight,
         tv_weight=tv_weight,
+        normalize=normalize,
     )

@@ -17,6 +17,7 @@ from nst_ort.cli.options import (
     IterationsOption,
     LrOption,
     ModelOption,
+    NormalizeOption,
     OptimizerOption,
     OutputImageOption,
     QuietOption,
@@ -166,8 +167,9 @@ def sweep_command(
     ratio: Annotated[
         str | None,
         typer.Option(
-            help=f"α/β per cell, e.g. 1e-5,1e-4,1e-3,1e-2 (default: {grid.scientific(SWEEP.loss.ratio)}); "
-            "α stays --content-weight, β = α / ratio."
+            help=f"α/β per cell, e.g. 3,1,0.3,0.1 (default: {grid.scientific(SWEEP.loss.ratio)}); "
+            "α stays --content-weight, β = α / ratio. The paper's 1e-5 … 1e-2 are for its plain "
+            "sums (--no-normalize)."
         ),
     ] = None,
     style_size: Annotated[
@@ -178,6 +180,7 @@ def sweep_command(
     ] = None,
     content_weight: ContentWeightOption = SWEEP.loss.content_weight,
     tv_weight: TvWeightOption = SWEEP.loss.tv_weight,
+    normalize: NormalizeOption = SWEEP.loss.normalize,
     model: ModelOption = SWEEP.model,
     size: SizeOption = SWEEP.size,
     iterations: IterationsOption = SWEEP.iterations,
@@ -205,7 +208,10 @@ def sweep_command(
     engine = Engine(model, device, threads, backend=SWEEP.backend)
     # β follows α at the default ratio unless --ratio says otherwise.
     loss = LossSpec(
-        content_weight=content_weight, style_weight=content_weight / SWEEP.loss.ratio, tv_weight=tv_weight
+        content_weight=content_weight,
+        style_weight=content_weight / SWEEP.loss.ratio,
+        tv_weight=tv_weight,
+        normalize=normalize,
     )
     base = replace(
         SWEEP, model=model, size=size, iterations=iterations, optimizer=optimizer, lr=lr, seed=seed

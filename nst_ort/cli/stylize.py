@@ -17,10 +17,13 @@ from nst_ort.cli.options import (
     ContentLayersOption,
     ContentWeightOption,
     DeviceOption,
+    EmaDecayOption,
     InitOption,
     IterationsOption,
     LrOption,
+    MinScaleOption,
     ModelOption,
+    NormalizeOption,
     OptimizerOption,
     OutputImageOption,
     PreserveColorsOption,
@@ -65,12 +68,15 @@ def stylize_command(
     content_weight: ContentWeightOption = STYLIZE.loss.content_weight,
     style_weight: StyleWeightOption = STYLIZE.loss.style_weight,
     tv_weight: TvWeightOption = STYLIZE.loss.tv_weight,
+    normalize: NormalizeOption = STYLIZE.loss.normalize,
     content_layers: ContentLayersOption = layerspec.format_layers(STYLIZE.loss.content_layers),
     style_layers: StyleLayersOption = None,
     style_blend: StyleBlendOption = STYLIZE.style_blend,
     style_scale: StyleScaleOption = STYLIZE.style_scale,
     scales: ScalesOption = STYLIZE.scales,
     scale_iterations: ScaleIterationsOption = STYLIZE.scale_iterations,
+    min_scale: MinScaleOption = STYLIZE.min_scale,
+    ema_decay: EmaDecayOption = STYLIZE.ema_decay,
     preserve_colors: PreserveColorsOption = STYLIZE.preserve_colors,
     device: DeviceOption = STYLIZE.device,
     threads: ThreadsOption = STYLIZE.threads,
@@ -88,7 +94,7 @@ def stylize_command(
         check_output_file(report, [content, *styles, output])
     engine = Engine(model, device, threads, backend=backend)
     loss = loss_from_options(
-        engine.model_info, content_layers, style_layers, content_weight, style_weight, tv_weight
+        engine.model_info, content_layers, style_layers, content_weight, style_weight, tv_weight, normalize
     )
     config = StylizeConfig(
         model=model,
@@ -103,6 +109,8 @@ def stylize_command(
         style_scale=style_scale,
         scales=ints(scales, "scales"),
         scale_iterations=ints(scale_iterations, "scale_iterations"),
+        min_scale=min_scale,
+        ema_decay=ema_decay,
         preserve_colors=preserve_colors,
         device=device,
         threads=threads,

@@ -28,11 +28,11 @@ class ReconstructKind(str, Enum):
 
 def reconstruction_loss(kind: ReconstructKind, layers: list[str] | tuple[str, ...]) -> LossSpec:
     """One loss alone: content at one layer (weight 1), or style on `layers` (equal weights 1/N,
-    as the paper weights its style layers). α and β keep their defaults, so loss values read
-    like a stylisation's terms."""
+    as the paper weights its style layers), and no TV term. α and β keep their defaults, so loss
+    values read like a stylisation's terms."""
     if ReconstructKind(kind) is ReconstructKind.CONTENT:
-        return LossSpec(content_layers=dict.fromkeys(layers, 1.0), style_layers={})
-    return LossSpec(content_layers={}, style_layers=dict.fromkeys(layers, 1.0 / len(layers)))
+        return LossSpec(content_layers=dict.fromkeys(layers, 1.0), style_layers={}, tv_weight=0.0)
+    return LossSpec(content_layers={}, style_layers=dict.fromkeys(layers, 1.0 / len(layers)), tv_weight=0.0)
 
 
 def prepare_reconstruction(

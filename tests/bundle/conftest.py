@@ -37,9 +37,7 @@ def _write_inputs(folder: Path) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def engine(tiny_model) -> Engine:
-    """The engine on the backend bundles hold: its Adam runs the bundle's kernels, so the images
-    agree to rounding (the host Adam of ort-graph parts from it step by step, as test_graph.py
-    says, and would make the comparison with the drivers depend on the machine)."""
+    """The engine on the backend bundles hold: its gradient runs the bundle's kernels."""
     skip_without_training()
     return Engine(tiny_model, "cpu", threads=1, backend="ort-training")
 

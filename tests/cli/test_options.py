@@ -84,8 +84,12 @@ def test_style_layers_left_out_mean_the_configs():
 
     layers = tuple(contract.loss_layers(contract.Arch.VGG16))
     info = ModelInfo(*[None] * 8, layers, layers, *[None] * 4)
-    actual = loss_from_options(info, "relu4_2", None, 1.0, 1e4, 0.0)
-    assert actual == LossSpec()
+    desired = LossSpec()
+    content_layers = layerspec.format_layers(desired.content_layers)
+    actual = loss_from_options(
+        info, content_layers, None, desired.content_weight, desired.style_weight, desired.tv_weight, True
+    )
+    assert actual == desired
 
 
 def test_every_config_option_is_named_after_its_field():

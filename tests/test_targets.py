@@ -1,0 +1,76 @@
+"""Targets and the loss weights that make each term relative to its target, against numpy."""
+
+import numpy as np
+import pytest
+
+from nst_ort import contract
+from nst_ort.config import LossSpec
+from nst_ort.engine import Engine
+from nst_ort.targets import TargetComputer, normalized_loss
+
+H, W = 40, 56
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model):
+    return Engine(tiny_model, "cpu", threads=2)
+
+
+def images(seed):
+    rng = np.random.default_rng(seed)
+    return [rng.random((H, W, 3), dtype=np.float32) for _ in range(3)]
+
+
+def gram(features):
+    f = features.reshape(features.shape[1], -1).astype(np.float64)
+    return f @ f.T / f.shape[1]
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_the_terms_are_relative_errors_when_normalized(engine, normalize):
+    spec = LossSpec(
+        content_layers={"relu2_2": 1.0, "relu4_2": 0.5},
+        style_layers={"relu1_1": 0.3, "relu3_1": 0.7},
+        content_weight=2.0,
+        style_weight=5.0,
+        tv_weight=3.0,
+        normalize=normalize,
+    )
+    content, style, image = images(0)
+    targets = engine.targets(spec, content, [style], [1.0], 1.0, (H, W))
+    objective = engine.gradient.prepare(spec, targets.frozen, H, W).objective
+    actual, _ = objective.value_and_grad(image.transpose(2, 0, 1)[None])
+
+    # The same terms in numpy, from the features of the three images (every layer's taken as a
+    # content layer, so the Grams are computed here and not by the graph).
+    layers = {**spec.content_layers, **spec.style_layers}
+    computer = TargetComputer(engine.model, LossSpec(content_layers=layers, style_layers={}), "cpu", 2)
+    x, c, s = (computer.features(i) for i in (image, content, style))
+    content_term = style_term = 0.0
+    for layer, w in spec.content_layers.items():
+        f, p = (d[contract.content_features(layer)].astype(np.float64) for d in (x, c))
+        term = 0.5 * np.sum((f - p) ** 2)
+        content_term += w * (term / (0.5 * np.sum(p**2)) if normalize else term)
+    for layer, w in spec.style_layers.items():
+        g, a = (gram(d[contract.content_features(layer)]) for d in (x, s))
+        n = a.shape[0]
+        term = np.sum((g - a) ** 2) / (4 * n * n)
+        style_term += w * (term / (np.sum(a**2) / (4 * n * n)) if normalize else term)
+    tv = np.sum(np.diff(image, axis=0) ** 2) + np.sum(np.diff(image, axis=1) ** 2)
+    tv_term = tv / (H * W) if normalize else tv
+    desired = 2.0 * content_term + 5.0 * style_term + 3.0 * tv_term
+    assert actual[contract.LOSS] == pytest.approx(desired, rel=1e-4)
+    assert actual[contract.LOSS_CONTENT] == pytest.approx(content_term, rel=1e-4)
+    assert actual[contract.LOSS_STYLE] == pytest.approx(style_term, rel=1e-4)
+
+
+def test_a_target_of_zeros_keeps_its_term_as_it_is():
+    spec = LossSpec(content_layers={"relu1_2": 1.0}, style_layers={"relu1_1": 0.5})
+    values = {
+        contract.content_target("relu1_2"): np.zeros((1, 64, 4, 4), np.float32),
+        contract.style_target("relu1_1"): np.full((64, 64), 2.0, np.float32),
+    }
+    actual = normalized_loss(spec, values, 8, 8)
+    assert actual.content_layers == {"relu1_2": 1.0}
+    assert actual.style_layers["relu1_1"] == pytest.approx(0.5 * 4 * 64**2 / (4.0 * 64 * 64))
+    assert actual.tv_weight == pytest.approx(spec.tv_weight / 64)
