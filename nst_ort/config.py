@@ -79,11 +79,11 @@ class LossSpec:
     style_layers: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"), 0.2)
     )
-    # With `normalize` the terms are relative errors: β = 3α was chosen by eye on the quality
+    # With `normalize` the terms are relative errors: β = 10α was chosen by eye on the quality
     # gallery (docs/quality.md). Without it these are the paper's sums, and the HED VGG-16's
     # wanted about β = 1e4 α.
     content_weight: float = 1.0
-    style_weight: float = 3.0
+    style_weight: float = 10.0
     # Per pixel (with `normalize`): enough to keep the 5–8 px weave that a start from noise
     # leaves in flat regions out of the picture, not enough to flatten the strokes.
     tv_weight: float = 1.5

@@ -214,11 +214,13 @@ def run_adam(
             result.evaluations += 1
             _check_finite(terms, grad)
             state.t += 1
-            state.m = beta1 * state.m + (1 - beta1) * grad
-            state.v = beta2 * state.v + (1 - beta2) * grad * grad
-            denom = np.sqrt(state.v) / np.float32(np.sqrt(1 - beta2**state.t)) + np.float32(ADAM_EPS)
-            image = image - np.float32(lr / (1 - beta1**state.t)) * state.m / denom
-            np.clip(image, 0.0, 1.0, out=image)
+            # The arithmetic that bundles write out for their drivers (bundle/driver.py, Adam):
+            # moments in float32, the step in float64, the image rounded back to float32.
+            state.m = np.float32(beta1) * state.m + np.float32(1 - beta1) * grad
+            state.v = np.float32(beta2) * state.v + np.float32(1 - beta2) * grad * grad
+            denom = np.sqrt(state.v).astype(np.float64) / math.sqrt(1 - beta2**state.t) + ADAM_EPS
+            step = (np.float32(lr / (1 - beta1**state.t)) * state.m).astype(np.float64) / denom
+            image = np.clip((image.astype(np.float64) - step).astype(np.float32), 0.0, 1.0)
             if ema_decay > 0:
                 average = np.float32(ema_decay) * average + np.float32(1 - ema_decay) * image
                 average_weight = ema_decay * average_weight + (1 - ema_decay)

@@ -183,6 +183,14 @@ export async function computeTargets(ort, session, manifest, inputs, images) {
     for (const t of targets) {
       const value = out[t.output];
       result[t.input] = { data: new Float32Array(value.data), dims: inputs[t.input].dims };
+      if (t.normalize) {
+        // The term is relative to its target (bundle.json `loss.normalize`): its weight follows.
+        const { weight, base, scale } = t.normalize;
+        let total = 0;
+        for (const v of value.data) total += v * v;
+        const data = new Float32Array([total > 0 ? (base * scale) / total : base]);
+        result[weight] = { data, dims: inputs[weight].dims };
+      }
     }
   }
   return result;

@@ -23,11 +23,11 @@ import onnx
 from onnx import TensorProto, helper
 
 from nst_ort import contract
-from nst_ort.backends.graph import ADAM_BETAS, ADAM_EPS
 from nst_ort.bundle.driver import GRAPH_VERSION
 from nst_ort.config import LossSpec, StylizeConfig
 from nst_ort.engine import Engine
 from nst_ort.graphs import gradient_graph, target_outputs, target_shapes, weight_values
+from nst_ort.loop import ADAM_BETAS, ADAM_EPS
 
 VERSION = GRAPH_VERSION
 FILES = {"model": "model.onnx", "inputs": "inputs.bin"}
@@ -98,6 +98,14 @@ def pack_inputs(
     return entries, bytes(blob)
 
 
+def _normalizing(spec: LossSpec, weight: str, base: float, scale: float) -> dict:
+    """With spec.normalize, the weight input that follows this target (targets.normalized_loss):
+    a driver that puts in a target of its own sets that weight to base·scale / Σ target²."""
+    if not spec.normalize:
+        return {}
+    return {"normalize": {"weight": weight, "base": base, "scale": scale}}
+
+
 def write(
     engine: Engine, config: StylizeConfig, values: dict[str, np.ndarray], folder: Path
 ) -> tuple[dict, bool]:
@@ -114,11 +122,18 @@ def write(
             "input": contract.content_target(layer),
             "output": contract.content_features(layer),
             "image": "content",
+            **_normalizing(spec, contract.content_weight(layer), spec.content_layers[layer], 2.0),
         }
         for layer in spec.content_layers
     ] + [
-        {"input": contract.style_target(layer), "output": contract.style_gram(layer), "image": "style"}
+        {
+            "input": contract.style_target(layer),
+            "output": contract.style_gram(layer),
+            "image": "style",
+            **_normalizing(spec, contract.style_weight(layer), spec.style_layers[layer], 4.0 * channels**2),
+        }
         for layer in spec.style_layers
+        for channels in [contract.layer_channels(layer)]
     ]
     sections = {
         "files": FILES,

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from nst_ort.bundle import make_bundle
-from nst_ort.config import Device, StylizeConfig
+from nst_ort.config import Device, InitKind, StylizeConfig
 from nst_ort.engine import Engine
 from nst_ort.imageio import to_uint8
 from tests.requires import skip_without_training
@@ -57,6 +57,8 @@ def config(tiny_model) -> StylizeConfig:
         device=Device.CPU,
         threads=1,
         backend="ort-training",
+        # From the photo, as the page starts when it is given the user's own photo.
+        init=InitKind.CONTENT,
     )
 
 
