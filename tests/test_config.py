@@ -30,7 +30,7 @@ INFO = ModelInfo(
     None,
     "random:0",
     "",
-    ("relu1_2", "relu4_2"),
+    ("relu1_2", "relu2_2", "relu4_2"),
     ("relu1_1", "relu2_1"),
     {},
     "",
@@ -41,12 +41,17 @@ INFO = ModelInfo(
 
 def test_defaults_are_the_papers_and_ours():
     config = StylizeConfig()
-    assert (config.size, config.iterations, config.optimizer, config.lr) == (512, 300, Optimizer.LBFGS, 0.02)
-    assert config.loss.content_layers == {"relu4_2": 1.0}
+    assert (config.size, config.iterations, config.optimizer, config.lr) == (512, 900, Optimizer.ADAM, 0.02)
+    assert (config.init, config.min_scale, config.ema_decay) == (InitKind.NOISE, 128, 0.99)
+    # The paper's relu4_2 and five style layers; relu2_2, the normalisation and TV are ours
+    # (docs/quality.md).
+    assert config.loss.content_layers == {"relu4_2": 1.0, "relu2_2": 0.5}
     assert config.loss.style_layers == dict.fromkeys(
         ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"), 0.2
     )
-    assert config.loss.ratio == 1e-4 and config.backend == "ort-graph"
+    loss = config.loss
+    assert (loss.content_weight, loss.style_weight, loss.tv_weight, loss.normalize) == (1.0, 10.0, 1.5, True)
+    assert config.backend == "ort-graph"
 
 
 def test_status_reads_as_its_value_and_knows_its_exit_code():

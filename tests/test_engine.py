@@ -68,7 +68,7 @@ def test_adam_matches_torch_adam(engine):
     from nst_ort.contract import Arch, ExportSpec
 
     # The paper's plain sum, as torch computes it below (normalising would only rescale it).
-    spec = LossSpec(content_layers={"relu2_2": 1.0}, style_layers={}, normalize=False)
+    spec = LossSpec(content_layers={"relu2_2": 1.0}, style_layers={}, tv_weight=0.0, normalize=False)
     content, _, start = images(3)
     targets = engine.targets(spec, content, [], [], 1.0, (H, W))
     steps, lr = 3, 0.01

@@ -29,7 +29,12 @@ def test_prepare_loads_and_frames(tiny_model, make_image):
     ("config", "content", "styles", "message"),
     [
         (StylizeConfig(), True, [], "at least one style image is needed"),
-        (StylizeConfig(loss=STYLE_ONLY), False, [True], "`init` content needs a content image"),
+        (
+            StylizeConfig(init=InitKind.CONTENT, loss=STYLE_ONLY),
+            False,
+            [True],
+            "`init` content needs a content image",
+        ),
         (StylizeConfig(init=InitKind.NOISE), False, [True], "a content loss needs a content image"),
         (
             StylizeConfig(style_blend=(1.0,)),

@@ -86,8 +86,8 @@ ScalesOption = Annotated[
 ScaleIterationsOption = Annotated[
     str | None,
     typer.Option(
-        help="Iterations of each --scales pass, e.g. 400,100 (default: a fifth of --iterations "
-        "for the last pass, the rest shared by the others)."
+        help="Iterations of each pass (--scales or --min-scale), e.g. 400,100 (default: "
+        "--iterations split with two shares for the first pass, one for each later one)."
     ),
 ]
 MinScaleOption = Annotated[

@@ -10,15 +10,24 @@ from dataclasses import replace
 from enum import Enum
 
 from nst_ort.api import StylizeResult
-from nst_ort.config import InitKind, LossSpec, StylizeConfig
+from nst_ort.config import InitKind, LossSpec, Optimizer, StylizeConfig
 from nst_ort.engine import Engine
 from nst_ort.loop import Callback
 from nst_ort.passes import PassCallback, run_passes
 from nst_ort.run import ImageLike, Run, prepare
 
-# From noise, as the paper; a loss alone needs more iterations than a stylisation from the
-# content image to settle.
-DEFAULTS = StylizeConfig(iterations=500, init=InitKind.NOISE)
+# The paper's procedure: from noise, L-BFGS at one size, content from relu4_2 alone (its Figure
+# 1 layer). A reconstruction shows what a loss keeps of an image, the finest scales it leaves
+# free included; stylize's coarse-to-fine Adam (docs/quality.md) would hide that, and on a lone
+# content loss Adam drives the colours the layer does not see (measured: relu4_2 from noise at
+# 256 px came out rainbow-coloured). A loss alone needs more iterations than a stylisation.
+DEFAULTS = StylizeConfig(
+    iterations=500,
+    optimizer=Optimizer.LBFGS,
+    init=InitKind.NOISE,
+    min_scale=0,
+    loss=LossSpec(content_layers={"relu4_2": 1.0}),
+)
 
 
 class ReconstructKind(str, Enum):

@@ -126,7 +126,8 @@ def test_help_explains_the_options(cli, monkeypatch):
     ):
         assert option in actual
     assert "Stylise CONTENT with STYLES" in actual
-    assert "[default: 512]" in actual and "[default: 10000.0]" in actual  # StylizeConfig's size, β
+    desired = f"[default: {StylizeConfig().size}]", f"[default: {StylizeConfig().loss.style_weight}]"
+    assert all(text in actual for text in desired)  # StylizeConfig's size and β, as Typer shows them
 
 
 @pytest.mark.parametrize("command", ["stylize", "bundle"])

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from nst_ort import StylizeConfig
 from nst_ort.imageio import load_image
-from nst_ort.studies.reconstruct import ReconstructKind, reconstruct, reconstruction_loss
+from nst_ort.studies.reconstruct import DEFAULTS, ReconstructKind, reconstruct, reconstruction_loss
 
 
 def test_reconstruction_loss_is_one_loss_alone():
@@ -22,7 +23,8 @@ def test_content_reconstruction_is_exact_low_and_loose_high(tiny_model, make_ima
     desired = load_image(image)
     errors = {}
     for layer in ("relu1_2", "relu5_2"):
-        config = StylizeConfig(
+        config = replace(
+            DEFAULTS,
             model=tiny_model,
             size=64,
             iterations=15,
