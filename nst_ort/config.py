@@ -51,6 +51,7 @@ class Status(str, Enum):
     CONVERGED = "converged"  # L-BFGS stopped before its iterations: nothing left to gain
     INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM; the last image is kept
     NONFINITE = "nonfinite"  # a loss or gradient became NaN or infinite; the last good image is kept
+    FAILED = "failed"  # a sweep's or batch's cell that could not run (a bad image, a lost worker)
 
     def __str__(self) -> str:
         return self.value
@@ -61,11 +62,12 @@ class Status(str, Enum):
     @property
     def stopped(self) -> bool:
         """Ended before its iterations were done, for a reason the caller must hear of."""
-        return self in (Status.INTERRUPTED, Status.NONFINITE)
+        return self in (Status.INTERRUPTED, Status.NONFINITE, Status.FAILED)
 
     @property
     def exit_code(self) -> int:
-        return {Status.NONFINITE: errors.FAILURE, Status.INTERRUPTED: errors.INTERRUPTED}.get(self, 0)
+        failed = {Status.NONFINITE: errors.FAILURE, Status.FAILED: errors.FAILURE}
+        return {**failed, Status.INTERRUPTED: errors.INTERRUPTED}.get(self, 0)
 
 
 @dataclass(frozen=True)

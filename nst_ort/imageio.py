@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -35,19 +36,23 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
 
 
-def load_image(path: Path) -> np.ndarray:
-    """Any image Pillow reads, EXIF orientation applied, as RGB float32 in [0, 1]."""
+def load_image(path: Path, data: bytes | None = None) -> np.ndarray:
+    """Any image Pillow reads, EXIF orientation applied, as RGB float32 in [0, 1].
+
+    `data`: the file's bytes, read on another machine (a Ray worker's images come through the
+    object store); `path` then only names the image in errors.
+    """
     path = Path(path)
-    if not path.exists():
+    if data is None and not path.exists():
         raise NstError(f"{path}: no such file")
-    if path.is_dir():
+    if data is None and path.is_dir():
         raise NstError(f"{path}: is a directory, not an image")
     try:
         # Pillow warns (e.g. "Corrupt EXIF data") on the way to an image or to an exception that
         # becomes the one-line error below: the warning would only add lines to that message.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            with Image.open(path) as image:
+            with Image.open(path if data is None else io.BytesIO(data)) as image:
                 image.load()
                 image = ImageOps.exif_transpose(image)
                 array = _to_rgb(image)

@@ -64,16 +64,21 @@ def _pattern(height: int, width: int, seed: int) -> np.ndarray:
     return np.clip(image, 0, 1).astype(np.float32)
 
 
+def write_image(path: Path, height: int = 64, width: int = 80, seed: int = 0) -> Path:
+    """A synthetic PNG (or other format by extension) at `path`."""
+    from PIL import Image
+
+    pixels = (_pattern(height, width, seed) * 255).round().astype(np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
 @pytest.fixture
 def make_image(tmp_path):
     """Write a synthetic PNG (or other format by extension) under tmp_path and return its path."""
-    from PIL import Image
 
     def make(name: str = "image.png", height: int = 64, width: int = 80, seed: int = 0) -> Path:
-        path = tmp_path / name
-        pixels = (_pattern(height, width, seed) * 255).round().astype(np.uint8)
-        Image.fromarray(pixels).save(path)
-        return path
+        return write_image(tmp_path / name, height, width, seed)
 
     return make
 
@@ -99,27 +104,29 @@ class CliResult:
         return lines[0]
 
 
-@pytest.fixture
-def cli():
+def run_cli(*args) -> CliResult:
     """Run `nst-ort ARGS…` in this process, through main() as the script does (its error lines
     and exit codes included); stdout and stderr are captured apart, signal handlers restored."""
     from nst_ort.cli import main
 
-    def run(*args) -> CliResult:
-        stdout, stderr = io.StringIO(), io.StringIO()
-        handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-        code = 0
-        try:
-            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-                main([str(arg) for arg in args])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        finally:
-            for signum, handler in handlers.items():
-                signal.signal(signum, handler)
-        return CliResult(code, stdout.getvalue(), stderr.getvalue())
+    stdout, stderr = io.StringIO(), io.StringIO()
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    code = 0
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            main([str(arg) for arg in args])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    return CliResult(code, stdout.getvalue(), stderr.getvalue())
 
-    return run
+
+@pytest.fixture
+def cli():
+    """run_cli, for a test."""
+    return run_cli
 
 
 @pytest.fixture

@@ -64,8 +64,9 @@ def test_status_reads_as_its_value_and_knows_its_exit_code():
         Status.CONVERGED: 0,
         Status.INTERRUPTED: errors.INTERRUPTED,
         Status.NONFINITE: errors.FAILURE,
+        Status.FAILED: errors.FAILURE,
     }
-    assert [s for s in Status if s.stopped] == [Status.INTERRUPTED, Status.NONFINITE]
+    assert [s for s in Status if s.stopped] == [Status.INTERRUPTED, Status.NONFINITE, Status.FAILED]
 
 
 def test_config_round_trips_through_its_report_form(tmp_path):

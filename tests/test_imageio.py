@@ -127,3 +127,12 @@ def test_loader_on_real_formats_modes_and_truncations(tmp_path, mode, width, hei
     else:
         assert image.shape == (*np.asarray(Image.open(path)).shape[:2], 3)
         assert 0.0 <= image.min() and image.max() <= 1.0
+
+
+def test_an_image_read_elsewhere_decodes_as_its_file(tmp_path):
+    """A Ray worker gets a file's bytes, not the file: the same pixels, errors naming the file."""
+    path = write(tmp_path / "photo.jpg", "RGB", quality=90)
+    elsewhere = tmp_path / "not-here" / "photo.jpg"  # no such file where the bytes are decoded
+    np.testing.assert_array_equal(load_image(elsewhere, path.read_bytes()), load_image(path))
+    with pytest.raises(NstError, match=f"^{elsewhere}: not an image Pillow can read$"):
+        load_image(elsewhere, b"not an image")

@@ -130,6 +130,19 @@ SaveEveryOption = Annotated[
 ReportOption = Annotated[Path | None, typer.Option(help="Write a JSON report here.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
+# Sweeps: a folder of cells, and how many run at once.
+OutputFolderOption = Annotated[
+    Path,
+    typer.Option(
+        "-o",
+        "--output",
+        help="Folder for the cells, sheet.png, results.csv and results.json (made if missing).",
+    ),
+]
+JobsOption = Annotated[
+    int, typer.Option(min=1, help="Cells run at once, each in its own process; CPU threads are shared.")
+]
+
 
 # --- option text -> config ---------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from nst_ort import contract, errors
+from nst_ort.config import Status
 from nst_ort.imageio import from_nchw, save_image
 from nst_ort.loop import StepRecord
 from nst_ort.passes import Pass
@@ -135,12 +136,16 @@ class SweepView:
             self.skipped.append(cell.label)
             return
         self._drop_current()
-        if not self.quiet:
-            self.progress.console.print(
+        if self.quiet:
+            return
+        if record["status"] == Status.FAILED:
+            line = f"{cell.label}: failed: {record['message']}"
+        else:
+            line = (
                 f"{cell.label}: {record['status']} in {record['seconds']:.1f} s, "
-                f"{record['evaluations']} evaluations, loss {record[contract.LOSS]:.4g}",
-                highlight=False,
+                f"{record['evaluations']} evaluations, loss {record[contract.LOSS]:.4g}"
             )
+        self.progress.console.print(line, highlight=False, markup=False)
 
     def callback_for(self, cell: Cell):
         self._drop_current()

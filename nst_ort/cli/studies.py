@@ -8,17 +8,20 @@ from typing import Annotated
 
 import typer
 
-from nst_ort import errors, layerspec
+from nst_ort import layerspec
+from nst_ort.cli.cells import check_folder, make_runner, run_cells
 from nst_ort.cli.options import (
     ContentArgument,
     ContentWeightOption,
     DeviceOption,
     InitOption,
     IterationsOption,
+    JobsOption,
     LrOption,
     ModelOption,
     NormalizeOption,
     OptimizerOption,
+    OutputFolderOption,
     OutputImageOption,
     QuietOption,
     ReportOption,
@@ -29,14 +32,13 @@ from nst_ort.cli.options import (
     TvWeightOption,
 )
 from nst_ort.cli.outputs import check_output, check_output_file, finish_run
-from nst_ort.cli.progress import ProgressView, SweepView, err, interrupt_on_sigterm, out
-from nst_ort.config import LossSpec, Status, StylizeConfig, parse_init
+from nst_ort.cli.progress import ProgressView, err, interrupt_on_sigterm
+from nst_ort.config import LossSpec, StylizeConfig, parse_init
 from nst_ort.engine import Engine
 from nst_ort.errors import NstError
 from nst_ort.imageio import load_image
 from nst_ort.studies import grid, reconstruct
 from nst_ort.studies.grid import AxisKind
-from nst_ort.studies.sweep import run_sweep
 
 reconstruct_app = typer.Typer(
     no_args_is_help=True,
@@ -142,14 +144,7 @@ def reconstruct_style(
 def sweep_command(
     content: ContentArgument,
     style: StyleArgument,
-    output_dir: Annotated[
-        Path,
-        typer.Option(
-            "-o",
-            "--output",
-            help="Folder for the cells, sheet.png, results.csv and results.json (made if missing).",
-        ),
-    ],
+    output_dir: OutputFolderOption,
     content_layer: Annotated[
         str | None,
         typer.Option(
@@ -188,9 +183,7 @@ def sweep_command(
     lr: LrOption = SWEEP.lr,
     init: InitOption = SWEEP.init.value,
     seed: SeedOption = SWEEP.seed,
-    jobs: Annotated[
-        int, typer.Option(min=1, help="Cells run at once, each in its own process; CPU threads are shared.")
-    ] = 1,
+    jobs: JobsOption = 1,
     device: DeviceOption = SWEEP.device,
     threads: ThreadsOption = SWEEP.threads,
     quiet: QuietOption = False,
@@ -201,11 +194,10 @@ def sweep_command(
     image and report, a labelled sheet.png, results.csv and results.json go to the folder;
     re-running into the same folder skips the cells already done.
     """
-    if output_dir.exists() and not output_dir.is_dir():
-        raise NstError(f"{output_dir}: exists and is not a folder")
+    check_folder(output_dir)
     for path in (content, style):
         load_image(path)  # a bad file is one line, before the model loads
-    engine = Engine(model, device, threads, backend=SWEEP.backend)
+    runner = make_runner(model, device, threads, SWEEP.backend, jobs)
     # β follows α at the default ratio unless --ratio says otherwise.
     loss = LossSpec(
         content_weight=content_weight,
@@ -225,58 +217,7 @@ def sweep_command(
         AxisKind.RATIO: ratio,
     }
     axes = [
-        grid.parse_axis(kind, text, engine.model_info) for kind, text in texts.items() if text is not None
+        grid.parse_axis(kind, text, runner.model_info) for kind, text in texts.items() if text is not None
     ]
     sweep = grid.make_sweep(content, style, base, axes)
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise NstError(f"{output_dir}: cannot make the folder ({exc.strerror})") from None
-    _run_sweep(sweep, output_dir, engine, jobs, quiet)
-
-
-def _run_sweep(sweep: grid.Sweep, output_dir: Path, engine: Engine, jobs: int, quiet: bool) -> None:
-    rows, cols = sweep.shape
-    count = rows * cols
-    if not quiet:
-        shape = f"{rows} x {cols}" if sweep.rows else f"{count}"
-        info = engine.model_info
-        err.print(
-            f"sweep: {shape} cells ({' x '.join(a.title for a in sweep.axes)}) at {sweep.base.size} px, "
-            f"{sweep.base.iterations} iterations each; device: {engine.device}; model: {info.path} "
-            f"({info.weights})",
-            highlight=False,
-        )
-    interrupt_on_sigterm()
-    with SweepView(count, quiet) as view:
-        outcome = run_sweep(sweep, output_dir, engine, jobs, view.on_cell, view.callback_for)
-    if outcome.skipped and not quiet:
-        err.print(
-            f"{outcome.skipped} of {count} cells already done in {output_dir}, skipped: "
-            + ", ".join(view.skipped),
-            highlight=False,
-        )
-    if outcome.interrupted:
-        err.print(
-            f"interrupted after {len(outcome.records)} of {count} cells; run the same command "
-            "again to resume",
-            highlight=False,
-        )
-        raise typer.Exit(errors.INTERRUPTED)
-    if not quiet:
-        if outcome.ran == 0:
-            rewrote = "; wrote the missing sheet and results" if outcome.wrote_summary else "; nothing to do"
-            out.print(f"all {count} cells already done in {output_dir}{rewrote}", highlight=False)
-        else:
-            wrote = "sheet.png, results.csv, results.json" if outcome.wrote_summary else "nothing new"
-            out.print(
-                f"ran {outcome.ran} cells, {outcome.skipped} already done; wrote {output_dir}/ ({wrote})",
-                highlight=False,
-            )
-    failed = [r for r in outcome.records if r["status"] == Status.NONFINITE]
-    if failed:
-        raise NstError(
-            f"{len(failed)} cells stopped on a non-finite loss (see results.csv); their last good "
-            "images are kept",
-            errors.FAILURE,
-        )
+    run_cells(sweep, output_dir, runner, quiet)

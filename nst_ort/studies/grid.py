@@ -1,7 +1,9 @@
 """A sweep's grid: its axes, parsed from their text, and its cells, each a config with a key.
 
-Nothing here runs anything: sweep.py runs the cells on this machine, summary.py writes the
-sheet and the results, and another runner can use the same cells and keys.
+A sweep varies settings for one content and one style image (the paper's Figure 3); a batch is
+the grid whose axes are the content images and the style images, with the settings fixed.
+Nothing here runs anything: sweep.py runs the cells (here, in a process pool or on a Ray
+cluster), summary.py writes the sheet and the results.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -26,6 +29,8 @@ DEFAULTS = StylizeConfig(size=256, init=InitKind.NOISE)
 
 
 class AxisKind(str, Enum):
+    CONTENT = "content"  # a batch's content images
+    STYLE = "style"  # a batch's style images
     CONTENT_LAYER = "content_layer"
     STYLE_LAYERS = "style_layers"
     STYLE_SIZE = "style_size"
@@ -34,10 +39,12 @@ class AxisKind(str, Enum):
 
 
 # The order in which axes become rows, then columns: layers down the side and α/β across, as in
-# the paper's Figure 3.
+# the paper's Figure 3; a batch's photos down the side and its styles across.
 AXIS_ORDER = list(AxisKind)
 
 AXIS_TITLES = {
+    AxisKind.CONTENT: "content",
+    AxisKind.STYLE: "style",
     AxisKind.CONTENT_LAYER: "content layer",
     AxisKind.STYLE_LAYERS: "style layers",
     AxisKind.STYLE_SIZE: "style size (px)",
@@ -49,7 +56,7 @@ AXIS_TITLES = {
 @dataclass(frozen=True)
 class Axis:
     kind: AxisKind
-    values: tuple  # a layer name, a tuple of layer names, or a number per position
+    values: tuple  # a layer name, a tuple of layer names, a number or an image path per position
     labels: tuple[str, ...]
 
     @property
@@ -112,10 +119,11 @@ class Cell:
     col_label: str
     config: StylizeConfig
     key: str  # hash of everything that decides the result
-
-    @property
-    def stem(self) -> str:
-        return f"r{self.row}c{self.col}-{self.key}"
+    content: Path
+    style: Path
+    # The cell's file names without extension: r0c1-<key> in a sweep, <content>.<style>-<key> in
+    # a batch (which keeps its names when photos are added to it).
+    stem: str
 
     @property
     def label(self) -> str:
@@ -124,8 +132,8 @@ class Cell:
 
 @dataclass(frozen=True)
 class Sweep:
-    content: Path
-    style: Path
+    content: Path | None  # None: a batch's axes give each cell its images
+    style: Path | None
     base: StylizeConfig  # the settings every cell shares; axes override some
     rows: Axis | None  # None: one row (a one-axis sweep)
     cols: Axis
@@ -137,6 +145,10 @@ class Sweep:
     @property
     def axes(self) -> list[Axis]:
         return [self.rows, self.cols] if self.rows else [self.cols]
+
+    @property
+    def is_batch(self) -> bool:
+        return self.cols.kind is AxisKind.STYLE
 
 
 def make_sweep(content: Path, style: Path, base: StylizeConfig, axes: list[Axis]) -> Sweep:
@@ -167,8 +179,35 @@ def make_sweep(content: Path, style: Path, base: StylizeConfig, axes: list[Axis]
     return Sweep(content, style, base, varying[0] if len(varying) == 2 else None, varying[-1])
 
 
+def image_labels(paths: list[Path]) -> tuple[str, ...]:
+    """Each image's file name, or its path as given where two names are the same."""
+    names = Counter(path.name for path in paths)
+    return tuple(path.name if names[path.name] == 1 else str(path) for path in paths)
+
+
+def make_batch(contents: list[Path], styles: list[Path], base: StylizeConfig) -> Sweep:
+    """Every content image with every style image: content images down the side, styles across.
+
+    Both axes stay, even with one value, so that a batch's folder looks the same however many
+    images it has.
+    """
+    for kind, paths in ((AxisKind.CONTENT, contents), (AxisKind.STYLE, styles)):
+        if not paths:
+            raise NstError(f"no {kind.value} image given")
+        seen: set[Path] = set()
+        for path in paths:
+            if path.resolve() in seen:
+                raise NstError(f"{path}: given twice as a {kind.value} image")
+            seen.add(path.resolve())
+    rows = Axis(AxisKind.CONTENT, tuple(contents), image_labels(contents))
+    cols = Axis(AxisKind.STYLE, tuple(styles), image_labels(styles))
+    return Sweep(None, None, base, rows, cols)
+
+
 def apply_axis(config: StylizeConfig, kind: AxisKind, value) -> StylizeConfig:
-    """`config` with one axis value set."""
+    """`config` with one axis value set (a batch's images are not settings: it stays)."""
+    if kind in (AxisKind.CONTENT, AxisKind.STYLE):
+        return config
     loss = config.loss
     if kind is AxisKind.CONTENT_LAYER:
         return dataclasses.replace(config, loss=dataclasses.replace(loss, content_layers={value: 1.0}))
@@ -200,16 +239,32 @@ def cell_key(config: StylizeConfig, model_sha256: str, content_sha256: str, styl
 
 def cells(sweep: Sweep, model_sha256: str) -> list[Cell]:
     """Every cell of the grid, row by row."""
-    content_sha, style_sha = sha256_file(sweep.content), sha256_file(sweep.style)
+    hashes: dict[Path, str] = {}
+
+    def sha(path: Path) -> str:
+        if path not in hashes:
+            try:
+                hashes[path] = sha256_file(path)
+            except OSError as exc:
+                raise NstError(f"{path}: cannot read ({exc.strerror})") from None
+        return hashes[path]
+
     rows = sweep.rows.values if sweep.rows else (None,)
     result = []
     for r, row_value in enumerate(rows):
         for c, col_value in enumerate(sweep.cols.values):
-            config = sweep.base
-            if sweep.rows is not None:
-                config = apply_axis(config, sweep.rows.kind, row_value)
-            config = apply_axis(config, sweep.cols.kind, col_value)
+            config, images = sweep.base, {AxisKind.CONTENT: sweep.content, AxisKind.STYLE: sweep.style}
+            for axis, value in ((sweep.rows, row_value), (sweep.cols, col_value)):
+                if axis is not None:
+                    config = apply_axis(config, axis.kind, value)
+                    if axis.kind in images:  # a batch's image
+                        images[axis.kind] = value
+            content, style = images[AxisKind.CONTENT], images[AxisKind.STYLE]
+            key = cell_key(config, model_sha256, sha(content), sha(style))
+            if sweep.is_batch:
+                stem = f"{Path(content).stem}.{Path(style).stem}-{key}"
+            else:
+                stem = f"r{r}c{c}-{key}"
             row_label = sweep.rows.labels[r] if sweep.rows else ""
-            key = cell_key(config, model_sha256, content_sha, style_sha)
-            result.append(Cell(r, c, row_label, sweep.cols.labels[c], config, key))
+            result.append(Cell(r, c, row_label, sweep.cols.labels[c], config, key, content, style, stem))
     return result

@@ -1,7 +1,8 @@
 """A sweep's summary: sheet.png (the labelled grid), results.csv and results.json.
 
 Written from the records of the finished cells, whoever ran them; a cell not done yet is a grey
-square on the sheet and no row in the results.
+square on the sheet and no row in the results, a failed cell a grey square and a row that says
+why.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from nst_ort.errors import FAILURE, NstError
 from nst_ort.files import atomic_path, write_text
 from nst_ort.imageio import load_image
 from nst_ort.report import plain
-from nst_ort.studies.grid import Axis, Cell, Sweep
+from nst_ort.studies.grid import Axis, AxisKind, Cell, Sweep
 from nst_ort.studies.sheet import contact_sheet
 
 SUMMARY_FILES = ("sheet.png", "results.csv", "results.json")
@@ -27,6 +28,8 @@ CSV_FIELDS = (
     "col",
     "row_label",
     "col_label",
+    "content",
+    "style",
     "content_layers",
     "style_layers",
     "content_weight",
@@ -36,6 +39,7 @@ CSV_FIELDS = (
     "size",
     "iterations",
     "status",
+    "message",
     *contract.TERMS,
     "evaluations",
     "seconds",
@@ -50,7 +54,7 @@ def write_summary(sweep: Sweep, all_cells: list[Cell], records: list[dict], out_
     grid: list[list[np.ndarray | None]] = [[None] * cols for _ in range(rows)]
     for cell in all_cells:
         record = done.get((cell.row, cell.col))
-        if record is not None:
+        if record is not None and record["image"] is not None:
             grid[cell.row][cell.col] = load_image(out_dir / record["image"])
     sheet = contact_sheet(
         grid,
@@ -74,8 +78,8 @@ def write_summary(sweep: Sweep, all_cells: list[Cell], records: list[dict], out_
     for machine_only in ("device", "threads"):
         fixed.pop(machine_only)
     summary = {
-        "content": str(sweep.content),
-        "style": str(sweep.style),
+        "content": None if sweep.content is None else str(sweep.content),  # None: a batch's axis
+        "style": None if sweep.style is None else str(sweep.style),
         "rows": axis_dict(sweep.rows),
         "cols": axis_dict(sweep.cols),
         "settings": fixed,
@@ -87,4 +91,7 @@ def write_summary(sweep: Sweep, all_cells: list[Cell], records: list[dict], out_
 def axis_dict(axis: Axis | None) -> dict | None:
     if axis is None:
         return None
-    return {"axis": axis.kind.value, "title": axis.title, "labels": list(axis.labels)}
+    found = {"axis": axis.kind.value, "title": axis.title, "labels": list(axis.labels)}
+    if axis.kind in (AxisKind.CONTENT, AxisKind.STYLE):
+        found["paths"] = [str(path) for path in axis.values]
+    return found

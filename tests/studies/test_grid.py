@@ -6,7 +6,7 @@ import pytest
 
 from nst_ort import StylizeConfig
 from nst_ort.errors import NstError
-from nst_ort.studies.grid import AxisKind, cells, make_sweep, parse_numbers, parse_style_layers
+from nst_ort.studies.grid import AxisKind, cells, make_batch, make_sweep, parse_numbers, parse_style_layers
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
@@ -98,3 +98,29 @@ def test_cells_carry_their_settings_and_a_key_of_them(make_image):
     # Where and how fast a cell runs is not what it computes: the key ignores it.
     elsewhere = make_sweep(content, style, StylizeConfig(size=64, threads=3), [ratio, layers])
     assert [c.key for c in cells(elsewhere, "0" * 64)] == [c.key for c in grid]
+
+
+def test_a_batch_is_contents_by_styles_named_after_its_images(make_image, tmp_path):
+    (tmp_path / "more").mkdir()
+    a, b = make_image("a.png"), make_image("b.png", seed=2)
+    other_a = make_image("more/a.png", seed=3)  # the same name in another folder
+    s1, s2 = make_image("s1.png", seed=1), make_image("s2.png", seed=4)
+    batch = make_batch([a, b, other_a], [s1, s2], StylizeConfig(size=64))
+    assert (batch.rows.kind, batch.cols.kind) == (AxisKind.CONTENT, AxisKind.STYLE) and batch.is_batch
+    assert batch.rows.labels == (str(a), "b.png", str(other_a)) and batch.cols.labels == ("s1.png", "s2.png")
+    grid = cells(batch, "0" * 64)
+    assert [(c.content, c.style) for c in grid] == [(x, y) for x in (a, b, other_a) for y in (s1, s2)]
+    assert [c.stem.rsplit("-", 1)[0] for c in grid] == ["a.s1", "a.s2", "b.s1", "b.s2", "a.s1", "a.s2"]
+    assert len({c.key for c in grid}) == 6  # the images are in the key: the two a.png differ
+    assert all(c.config == batch.base for c in grid)
+    # A photo added in front moves the others down the sheet, not their names.
+    grown = cells(make_batch([make_image("0.png", seed=5), a, b, other_a], [s1, s2], batch.base), "0" * 64)
+    assert [c.stem for c in grown[2:]] == [c.stem for c in grid]
+
+
+def test_a_batch_refuses_no_images_and_an_image_twice(make_image):
+    a, s = make_image("a.png"), make_image("s.png")
+    with pytest.raises(NstError, match="no style image given"):
+        make_batch([a], [], StylizeConfig())
+    with pytest.raises(NstError, match=f"{a}: given twice as a content image"):
+        make_batch([a, a.parent / "." / a.name], [s], StylizeConfig())

@@ -7,6 +7,7 @@ import json
 from nst_ort import StylizeConfig
 from nst_ort.engine import Engine
 from nst_ort.studies.grid import AxisKind, make_sweep, parse_numbers
+from nst_ort.studies.local import Local
 from nst_ort.studies.sweep import run_sweep
 
 
@@ -24,11 +25,11 @@ def test_an_interrupted_sweep_keeps_finished_cells_and_resumes(tiny_model, make_
 
         return callback
 
-    first = run_sweep(sweep, out, engine, callback_for=interrupt_the_second_cell)
+    first = run_sweep(sweep, out, Local(engine), callback_for=interrupt_the_second_cell)
     assert first.interrupted and (first.ran, first.skipped) == (1, 0)
     assert sorted(p.name.split("-")[0] for p in (out / "cells").iterdir()) == ["r0c0"] * 3
     assert len(json.loads((out / "results.json").read_text())["cells"]) == 1
 
-    second = run_sweep(sweep, out, engine)
+    second = run_sweep(sweep, out, Local(engine))
     assert not second.interrupted and (second.ran, second.skipped) == (1, 1)
     assert [r["col_label"] for r in second.records] == ["1e-4", "1e-2"]
