@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from nst_ort import errors
-from nst_ort.cli import bundle, model, studies, stylize
+from nst_ort.cli import batch, bundle, model, studies, stylize
 from nst_ort.cli.options import as_options
 from nst_ort.cli.progress import err
 from nst_ort.errors import NstError
@@ -45,6 +45,7 @@ app.command("stylize")(stylize.stylize_command)
 app.command("resume")(stylize.resume_command)
 app.add_typer(studies.reconstruct_app, name="reconstruct")
 app.command("sweep")(studies.sweep_command)
+app.command("batch")(batch.batch_command)
 app.command("bundle")(bundle.bundle_command)
 app.command("run-bundle")(bundle.run_bundle_command)
 

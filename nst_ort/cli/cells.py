@@ -1,5 +1,5 @@
-"""A sweep's cells from the command line: where they run, what the terminal shows, and how the
-command ends."""
+"""A sweep's or a batch's cells from the command line: where they run, what the terminal shows,
+and how the command ends."""
 
 from __future__ import annotations
 

@@ -42,7 +42,17 @@ def test_a_mistyped_option_is_a_usage_error(cli):
 def test_no_command_shows_the_commands(cli):
     result = cli()
     assert result.exit_code in (0, 2)  # click's no_args_is_help: 0 or 2 depending on its version
-    for command in ("export", "info", "stylize", "resume", "reconstruct", "sweep", "bundle", "run-bundle"):
+    for command in (
+        "export",
+        "info",
+        "stylize",
+        "resume",
+        "reconstruct",
+        "sweep",
+        "batch",
+        "bundle",
+        "run-bundle",
+    ):
         assert command in result.stdout + result.stderr
 
 

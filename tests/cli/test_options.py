@@ -21,6 +21,7 @@ PRESETS = {
     ("reconstruct", "content"): reconstruct.DEFAULTS,
     ("reconstruct", "style"): reconstruct.DEFAULTS,
     ("sweep",): grid.DEFAULTS,
+    ("batch",): StylizeConfig(),  # a batch is many stylize runs
     ("bundle",): write.DEFAULTS,
 }
 
