@@ -11,11 +11,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests import requires
 
 SHARED_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images"
 
@@ -154,3 +157,108 @@ def cli_popen():
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     return start
+
+
+# --- Ray ----------------------------------------------------------------------------------------
+
+RAY_OBJECT_STORE = 200 * 2**20  # bytes per node: the model (~60 MB) and a few images
+
+
+@pytest.fixture(scope="session")
+def ray_env(private_cache):
+    """The environment of every Ray cluster and driver the tests start: token authentication
+    with a token that lives in the environment only (Ray would otherwise write
+    ~/.ray/auth_token), no usage statistics, no address inherited from the shell."""
+    import secrets
+
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip(requires.RAY)
+    env = {
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(16),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_ADDRESS": None,
+    }
+    saved = {name: os.environ.get(name) for name in env}
+    set_environment(env)  # before Ray is imported: it reads the authentication mode once
+    yield {name: value for name, value in env.items() if value is not None}
+    set_environment(saved)
+
+
+def set_environment(values: dict[str, str | None]) -> None:
+    """Set these variables; None removes one."""
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def ray_local(ray_env, tmp_path_factory):
+    """This test process connected to a new local Ray of 2 CPUs, shared by the tests that need
+    one (it takes seconds to start) and shut down after the last; its GCS address."""
+    import ray
+
+    temp = tmp_path_factory.mktemp("ray")  # short: Ray's socket paths live under it
+    context = ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=RAY_OBJECT_STORE,
+        log_to_driver=False,
+        logging_level="warning",
+        _temp_dir=str(temp),
+    )
+    yield context.address_info["gcs_address"]
+    started = descendants([os.getpid()])
+    ray.shutdown()
+    assert_stopped(started)
+
+
+def assert_stopped(processes: dict[int, str], seconds: float = 30) -> None:
+    """Every one of `processes` ends within `seconds`: a test leaves no Ray process behind."""
+    deadline = time.monotonic() + seconds
+    while alive(processes) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert alive(processes) == {}, "processes left running"
+
+
+def children() -> dict[int, list[int]]:
+    """Every process's children, from /proc (none where there is no /proc)."""
+    found: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if stat:
+            parent = int(stat.rpartition(")")[2].split()[1])  # the field after the state
+            found.setdefault(parent, []).append(int(entry.name))
+    return found
+
+
+def descendants(roots: list[int]) -> dict[int, str]:
+    """The live processes below `roots`: pid -> command line."""
+    tree, found, todo = children(), {}, list(roots)
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            command = process(child)
+            if command is not None:
+                found[child] = command
+                todo.append(child)
+    return found
+
+
+def process(pid: int) -> str | None:
+    """A live process's command line (Ray's workers show their task there); None when gone."""
+    try:
+        command = (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ")
+        state = (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return None
+    return None if state == "Z" else command.decode(errors="replace").strip()
+
+
+def alive(processes: dict[int, str]) -> dict[int, str]:
+    """Those of `processes` still running (the same pid and command line)."""
+    return {pid: command for pid, command in processes.items() if process(pid) == command}

@@ -1,8 +1,9 @@
 """What a test may need beyond the runtime, each with the reason it skips without it.
 
 onnxruntime-training has wheels for Python <= 3.12 only (the cpu extra installs it there, plain
-onnxruntime elsewhere); torch comes with the export extra, which the runtime never needs. A test
-that needs neither runs everywhere: the model it uses (`tiny_model`) is exported with torch or,
+onnxruntime elsewhere); torch comes with the export extra, which the runtime never needs; Ray with
+the ray extra, which only sweeps and batches on a cluster need. A test that needs none of them
+runs everywhere: the model it uses (`tiny_model`) is exported with torch or,
 without it, named by NST_ORT_TEST_MODEL (conftest.py).
 """
 
@@ -16,6 +17,7 @@ from nst_ort.backends.ort import has_training
 
 TRAINING = "needs onnxruntime-training (the cpu extra on Python <= 3.12)"
 TORCH = "needs torch (the export extra)"
+RAY = "needs Ray (the ray extra)"  # the cluster tests: conftest.py's ray_env
 
 needs_training = pytest.mark.skipif(not has_training(), reason=TRAINING)
 needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason=TORCH)

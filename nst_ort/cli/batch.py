@@ -25,6 +25,7 @@ from nst_ort.cli.options import (
     OutputFolderOption,
     PreserveColorsOption,
     QuietOption,
+    RayOption,
     ScaleIterationsOption,
     ScalesOption,
     SeedOption,
@@ -90,6 +91,7 @@ def batch_command(
     scale_iterations: ScaleIterationsOption = STYLIZE.scale_iterations,
     preserve_colors: PreserveColorsOption = STYLIZE.preserve_colors,
     jobs: JobsOption = 1,
+    ray: RayOption = None,
     device: DeviceOption = STYLIZE.device,
     threads: ThreadsOption = STYLIZE.threads,
     backend: BackendOption = STYLIZE.backend,
@@ -100,11 +102,12 @@ def batch_command(
     The folder gets each result under cells/ (named PHOTO.STYLE-KEY.png, with its report), a
     sheet.png of photos down the side and styles across, results.csv and results.json.
     Re-running into the same folder, with more photos or styles or not, skips the results
-    already there; a photo that cannot be read fails its cells alone.
+    already there; a photo that cannot be read fails its cells alone. With --ray the cells run
+    on a Ray cluster and only this process writes files.
     """
     check_folder(output_dir)
     contents, styles = image_files(content), image_files(style)
-    runner = make_runner(model, device, threads, backend, jobs)
+    runner = make_runner(model, device, threads, backend, jobs, ray)
     info = runner.model_info
     config = StylizeConfig(
         model=model,

@@ -1,5 +1,5 @@
 """A sweep's or a batch's cells from the command line: where they run, what the terminal shows,
-and how the command ends."""
+and how the command ends (README, "Sweeps and batches on a Ray cluster")."""
 
 from __future__ import annotations
 
@@ -12,14 +12,23 @@ from nst_ort.cli.progress import SweepView, err, interrupt_on_sigterm, out
 from nst_ort.config import Device, Status
 from nst_ort.engine import Engine
 from nst_ort.errors import NstError
+from nst_ort.studies import cluster
 from nst_ort.studies.grid import Sweep
 from nst_ort.studies.local import Local
 from nst_ort.studies.sweep import run_sweep
 
 
-def make_runner(model: Path | None, device: Device, threads: int, backend: str, jobs: int) -> Local:
-    """This process, or `jobs` processes."""
-    return Local(Engine(model, device, threads, backend=backend), jobs)
+def make_runner(
+    model: Path | None, device: Device, threads: int, backend: str, jobs: int, ray: str | None
+) -> Local | cluster.Cluster:
+    """Local (this process or `jobs` processes) or, with `ray`, the Ray cluster at that address;
+    a cluster is connected to when the runner is entered."""
+    if ray is None:
+        return Local(Engine(model, device, threads, backend=backend), jobs)
+    if jobs != 1:
+        raise NstError("--jobs runs cells on this machine; with --ray the cluster's CPUs decide")
+    cluster.require_ray()
+    return cluster.Cluster(model, ray)
 
 
 def check_folder(output_dir: Path) -> None:
@@ -36,7 +45,7 @@ def make_folder(output_dir: Path) -> None:
         raise NstError(f"{output_dir}: cannot make the folder ({exc.strerror})") from None
 
 
-def run_cells(sweep: Sweep, output_dir: Path, runner: Local, quiet: bool) -> None:
+def run_cells(sweep: Sweep, output_dir: Path, runner: Local | cluster.Cluster, quiet: bool) -> None:
     """Run the cells not done yet with progress, write the summary, and end as the cells did:
     0, 1 when a cell failed or stopped on a non-finite loss, 130 when interrupted."""
     rows, cols = sweep.shape
@@ -44,7 +53,7 @@ def run_cells(sweep: Sweep, output_dir: Path, runner: Local, quiet: bool) -> Non
     base = sweep.base
     with runner:
         runner.check(base)
-        make_folder(output_dir)
+        make_folder(output_dir)  # after connecting: a cluster that cannot be reached leaves nothing
         if not quiet:
             info = runner.model_info
             if sweep.is_batch:

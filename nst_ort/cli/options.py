@@ -130,7 +130,7 @@ SaveEveryOption = Annotated[
 ReportOption = Annotated[Path | None, typer.Option(help="Write a JSON report here.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
-# Sweeps: a folder of cells, and how many run at once.
+# Sweeps and batches: a folder of cells, and where the cells run.
 OutputFolderOption = Annotated[
     Path,
     typer.Option(
@@ -141,6 +141,15 @@ OutputFolderOption = Annotated[
 ]
 JobsOption = Annotated[
     int, typer.Option(min=1, help="Cells run at once, each in its own process; CPU threads are shared.")
+]
+RayOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Run each cell as a task on a Ray cluster: auto (the cluster this machine belongs to: "
+        "$RAY_ADDRESS or a `ray start` here), HOST:PORT (its head) or ray://HOST:PORT (Ray Client). "
+        "Each cell reserves --threads CPUs (0: the cluster's CPUs shared among the cells) and "
+        "ONNX Runtime runs as many threads; only this process writes files."
+    ),
 ]
 
 

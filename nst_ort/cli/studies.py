@@ -24,6 +24,7 @@ from nst_ort.cli.options import (
     OutputFolderOption,
     OutputImageOption,
     QuietOption,
+    RayOption,
     ReportOption,
     SeedOption,
     SizeOption,
@@ -184,6 +185,7 @@ def sweep_command(
     init: InitOption = SWEEP.init.value,
     seed: SeedOption = SWEEP.seed,
     jobs: JobsOption = 1,
+    ray: RayOption = None,
     device: DeviceOption = SWEEP.device,
     threads: ThreadsOption = SWEEP.threads,
     quiet: QuietOption = False,
@@ -192,12 +194,13 @@ def sweep_command(
 
     An axis is an option given two or more values; one value fixes that setting. Each cell's
     image and report, a labelled sheet.png, results.csv and results.json go to the folder;
-    re-running into the same folder skips the cells already done.
+    re-running into the same folder skips the cells already done. With --ray the cells run on
+    a Ray cluster and only this process writes files.
     """
     check_folder(output_dir)
     for path in (content, style):
         load_image(path)  # a bad file is one line, before the model loads
-    runner = make_runner(model, device, threads, SWEEP.backend, jobs)
+    runner = make_runner(model, device, threads, SWEEP.backend, jobs, ray)
     # β follows α at the default ratio unless --ratio says otherwise.
     loss = LossSpec(
         content_weight=content_weight,

@@ -1,11 +1,11 @@
 """Running a sweep or a batch: every cell not done yet, by a runner, resumably.
 
-A runner computes cells and writes nothing: local.Local (this process, or a pool of
-processes). This module, in the process that owns the folder, writes each finished cell's
-image, report and record (the record last: it is the mark that the cell is done), so an
-interrupted sweep resumes where it stopped and a cell is written once wherever it ran. A cell
-that failed (Status.FAILED) is in the summary but leaves no record, so the next run tries it
-again.
+A runner computes cells and writes nothing: local.Local (this process, or a pool of processes)
+or cluster.Cluster (Ray tasks). This module, in the process that owns the folder, writes each
+finished cell's image, report and record (the record last: it is the mark that the cell is
+done), so an interrupted sweep resumes where it stopped and a cell is written once however many
+times a cluster ran it. A cell that failed (Status.FAILED) is in the summary but leaves no
+record, so the next run tries it again.
 """
 
 from __future__ import annotations

@@ -115,5 +115,5 @@ def test_batch_help_says_what_it_does(cli, monkeypatch):
     result = cli("batch", "--help")
     assert result.exit_code == 0
     assert "Stylise every CONTENT photo with every --style image" in result.stdout
-    for option in ("--style", "--jobs", "--threads", "--preserve-colors"):
+    for option in ("--style", "--ray", "--jobs", "--threads", "--preserve-colors"):
         assert option in result.stdout
