@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from nst_ort import contract, errors
+from nst_ort.cli.options import as_options
 from nst_ort.config import Status
 from nst_ort.imageio import from_nchw, save_image
 from nst_ort.loop import StepRecord
@@ -138,8 +139,8 @@ class SweepView:
         self._drop_current()
         if self.quiet:
             return
-        if record["status"] == Status.FAILED:
-            line = f"{cell.label}: failed: {record['message']}"
+        if record["status"] in (Status.FAILED, Status.NONFINITE):  # why, rather than a loss
+            line = f"{cell.label}: {record['status']}: {as_options(record['message'])}"
         else:
             line = (
                 f"{cell.label}: {record['status']} in {record['seconds']:.1f} s, "

@@ -118,6 +118,21 @@ def test_a_batch_on_ray_reports_a_bad_photo_and_runs_the_others(
     assert sorted(p.name for p in (out / "cells").iterdir() if not p.name.startswith("good.")) == []
 
 
+def test_a_cell_with_a_non_finite_loss_does_not_stop_the_others(
+    ray_local, make_image, tmp_path, cli, tiny_model
+):
+    out = tmp_path / "sweep"
+    result = cli(
+        "sweep", make_image("c.png", 48, 64), make_image("s.png", 48, 48, seed=1), "-o", out,
+        "--model", tiny_model, "--size", 48, "--iterations", 3, "--ratio", "1e-40,1e-4", "--ray", "auto",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "1e-40: nonfinite: the loss term became inf; try a smaller --lr" in result.stderr
+    assert "error: 1 cells stopped on a non-finite loss (see results.csv)" in result.stderr
+    cells = json.loads((out / "results.json").read_text())["cells"]
+    assert [(c["col_label"], c["status"]) for c in cells] == [("1e-40", "nonfinite"), ("1e-4", "done")]
+
+
 def test_ray_refuses_what_it_cannot_run(ray_local, make_image, tmp_path, cli, tiny_model):
     base = [
         "batch",
