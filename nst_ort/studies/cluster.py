@@ -15,6 +15,7 @@ Ray is imported only when a cluster is used: `pip install 'nst-ort[ray]'`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -81,7 +82,8 @@ def connect(address: str | None) -> bool:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, **options)
     except Exception as exc:  # Ray's errors (no cluster, versions, authentication) are many
         text = str(exc).strip().splitlines() or [type(exc).__name__]
-        raise NstError(f"cannot connect to Ray at {address}: {text[0]}") from None
+        where = f"Ray at {address}" if address is not None else "a new Ray on this machine"
+        raise NstError(f"cannot connect to {where}: {text[0]}") from None
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, sigterm)  # ray.init replaces the caller's handler
@@ -249,7 +251,10 @@ class Cluster:
                     yield cell, self.result(ref, cell)
         finally:
             for ref in pending:
-                ray.cancel(ref, force=True)
+                # Cleaning up: a task that cannot be cancelled (its driver's connection is gone)
+                # must not hide why the run stopped.
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
 
     def result(self, ref, cell: Cell) -> CellResult:
         """A finished task's result; a cell lost more often than `retries` fails alone."""
