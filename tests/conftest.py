@@ -210,7 +210,10 @@ def ray_local(ray_env, tmp_path_factory):
         _temp_dir=str(temp),
     )
     yield context.address_info["gcs_address"]
-    started = descendants([os.getpid()])
+    # Ray's processes among this one's children (not, say, multiprocessing's resource tracker).
+    started = {
+        pid: c for pid, c in descendants([os.getpid()]).items() if "/ray/" in c or c.startswith("ray::")
+    }
     ray.shutdown()
     assert_stopped(started)
 
