@@ -16,11 +16,14 @@ from nst_ort.cli.options import (
     ContentLayersOption,
     ContentWeightOption,
     DeviceOption,
+    EmaDecayOption,
     InitOption,
     IterationsOption,
     JobsOption,
     LrOption,
+    MinScaleOption,
     ModelOption,
+    NormalizeOption,
     OptimizerOption,
     OutputFolderOption,
     PreserveColorsOption,
@@ -84,11 +87,14 @@ def batch_command(
     content_weight: ContentWeightOption = STYLIZE.loss.content_weight,
     style_weight: StyleWeightOption = STYLIZE.loss.style_weight,
     tv_weight: TvWeightOption = STYLIZE.loss.tv_weight,
+    normalize: NormalizeOption = STYLIZE.loss.normalize,
     content_layers: ContentLayersOption = layerspec.format_layers(STYLIZE.loss.content_layers),
     style_layers: StyleLayersOption = None,
     style_scale: StyleScaleOption = STYLIZE.style_scale,
     scales: ScalesOption = STYLIZE.scales,
     scale_iterations: ScaleIterationsOption = STYLIZE.scale_iterations,
+    min_scale: MinScaleOption = STYLIZE.min_scale,
+    ema_decay: EmaDecayOption = STYLIZE.ema_decay,
     preserve_colors: PreserveColorsOption = STYLIZE.preserve_colors,
     jobs: JobsOption = 1,
     ray: RayOption = None,
@@ -108,7 +114,9 @@ def batch_command(
     check_folder(output_dir)
     contents, styles = image_files(content), image_files(style)
     runner = make_runner(model, device, threads, backend, jobs, ray)
-    info = runner.model_info
+    loss = loss_from_options(
+        runner.model_info, content_layers, style_layers, content_weight, style_weight, tv_weight, normalize
+    )
     config = StylizeConfig(
         model=model,
         size=size,
@@ -117,10 +125,12 @@ def batch_command(
         lr=lr,
         init=parse_init(init),
         seed=seed,
-        loss=loss_from_options(info, content_layers, style_layers, content_weight, style_weight, tv_weight),
+        loss=loss,
         style_scale=style_scale,
         scales=ints(scales, "scales"),
         scale_iterations=ints(scale_iterations, "scale_iterations"),
+        min_scale=min_scale,
+        ema_decay=ema_decay,
         preserve_colors=preserve_colors,
         device=device,
         threads=threads,

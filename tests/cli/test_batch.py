@@ -6,6 +6,7 @@ The same on a Ray cluster: tests/studies/test_cluster.py.
 import csv
 import json
 
+from nst_ort.config import StylizeConfig
 from nst_ort.imageio import load_image
 
 
@@ -38,7 +39,10 @@ def test_batch_of_a_folder_by_two_styles_then_a_photo_more(tiny_model, make_imag
     ]
     assert actual == desired
     assert {r["content"] for r in rows} == {str(tmp_path / "photos" / n) for n in ("a.png", "b.jpg")}
-    assert all(r["style_weight"] == "10000.0" and r["content_layers"] == "relu4_2" for r in rows)  # stylize's
+    loss = StylizeConfig().loss  # stylize's
+    assert {(r["style_weight"], r["content_layers"]) for r in rows} == {
+        (str(loss.style_weight), "+".join(loss.content_layers))
+    }
     assert load_image(out / rows[2]["image"]).shape == (48, 36, 3)  # b.jpg is upright
     data = json.loads((out / "results.json").read_text())
     assert data["content"] is None and data["rows"]["axis"] == "content"
