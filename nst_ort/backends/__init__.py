@@ -12,6 +12,7 @@ installed to use another.
 
 - ort-graph (graph.py): the export's gradient graph in a plain InferenceSession, any size.
 - ort-training (training.py): onnxruntime-training's on-device API, artifacts per size (artifacts.py).
+- openvino-bf16 (openvino.py): ort-graph's graph compiled per size by OpenVINO, bf16 arithmetic.
 
 ort.py (the ONNX Runtime import, devices, session options), cuda.py (its CUDA libraries) and
 rewrites.py (faster forms of onnxruntime-training's gradient graph) serve them.
@@ -39,6 +40,8 @@ BACKENDS = {
     # Faster on CPU (benchmarks/README.md) and needs no training build of ONNX Runtime.
     "ort-graph": "nst_ort.backends.graph",
     "ort-training": "nst_ort.backends.training",
+    # The ort-graph graph in bf16 through OpenVINO (the `openvino` extra): faster, less exact.
+    "openvino-bf16": "nst_ort.backends.openvino",
 }
 DEFAULT = next(iter(BACKENDS))
 

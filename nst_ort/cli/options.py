@@ -121,7 +121,8 @@ BackendOption = Annotated[
     str,
     typer.Option(
         help=f"Where the gradient comes from: {', '.join(backends.BACKENDS)} (ort-graph: the "
-        "export's gradient graph, any onnxruntime; ort-training: onnxruntime-training)."
+        "export's gradient graph, any onnxruntime; ort-training: onnxruntime-training; "
+        "openvino-bf16: that graph in bf16 arithmetic, faster and less exact, with nst-ort[openvino])."
     ),
 ]
 SaveEveryOption = Annotated[

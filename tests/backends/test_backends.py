@@ -14,7 +14,8 @@ def test_the_default_is_the_first_registered():
 
 
 def test_an_unknown_backend_names_the_field_and_the_choices():
-    with pytest.raises(NstError, match=r"^`backend` nope: not one of ort-graph, ort-training$"):
+    choices = "ort-graph, ort-training, openvino-bf16"
+    with pytest.raises(NstError, match=rf"^`backend` nope: not one of {choices}$"):
         backends.check_name("nope")
 
 
@@ -26,7 +27,8 @@ def test_every_backend_module_has_a_factory():
 def test_the_registry_imports_no_backend_until_asked():
     code = (
         "import sys, nst_ort, nst_ort.cli\n"
-        "print(sorted(set(sys.modules) & {'nst_ort.backends.graph', 'nst_ort.backends.training'}))\n"
+        "modules = {'nst_ort.backends.graph', 'nst_ort.backends.training', 'nst_ort.backends.openvino'}\n"
+        "print(sorted(set(sys.modules) & modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

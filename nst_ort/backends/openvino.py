@@ -1,0 +1,148 @@
+"""The export's gradient graph in bf16 arithmetic, through ONNX Runtime's OpenVINO execution provider.
+
+ONNX Runtime's CPU kernels have no bf16 arithmetic on x86; OpenVINO's CPU plugin does, on CPUs
+with AVX-512 BF16 or AMX, at about twice the float32 matrix rate. The `openvino` extra
+(onnxruntime-openvino) installs an onnxruntime with that provider. Measured here (2-core EPYC,
+AVX-512 BF16, benchmarks/README.md): an evaluation takes about 0.65x the CPU provider's time,
+the loss within about 1e-3 of float32 and the gradient within 3-5% (relative L2).
+
+How it is run, and why:
+
+- One compiled session per layer set and image size, with every input's shape made static.
+  On the graph with dynamic height and width the provider fails at the first run with "Output
+  names mismatch between OpenVINO and ONNX"; with the image's shape static it runs, whichever of
+  the outputs are kept (the loss terms and image.grad, all the gradient graph has, are what the
+  loop needs). Static shapes also let OpenVINO plan its memory once; compiling costs about 1 s at
+  256 px and 4.5 s at 512 px, once per size.
+- `INFERENCE_PRECISION_HINT` bf16: without it the provider runs float32, 1.13x slower than the
+  CPU provider. `INFERENCE_NUM_THREADS` from `threads` (0: one per core), since OpenVINO would
+  otherwise pick its own count, beside ONNX Runtime's for the few nodes left to the CPU provider.
+- Only the gradient is bf16: the targets come from the CPU provider in float32, computed once per
+  pass (nst_ort.targets), so every pass aims at the same numbers as on the float32 backends.
+
+The evaluations then go through the ort-graph backend's GraphBackend (IOBinding, host Adam).
+What bf16's error does to each optimiser: benchmarks/README.md, "bf16".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from nst_ort import contract
+from nst_ort.backends import Prepared
+from nst_ort.backends import ort as runtime
+from nst_ort.backends.graph import GraphBackend
+from nst_ort.config import LossSpec
+from nst_ort.errors import NstError
+from nst_ort.graphs import gradient_graph, target_shapes
+from nst_ort.model import ModelInfo
+
+NAME = "openvino-bf16"  # this backend's name in the registry (nst_ort/backends/__init__.py)
+PROVIDER = "OpenVINOExecutionProvider"
+INSTALL = "pip install 'nst-ort[openvino]' (onnxruntime-openvino, Python 3.11-3.13) in its own environment"
+# /proc/cpuinfo flags of the instructions OpenVINO's CPU plugin runs bf16 with.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags (Linux), or None where they cannot be read."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return None
+
+
+def check_runtime(device: str) -> None:
+    """Refuse, with one line naming the fix, what cannot run bf16 through OpenVINO."""
+    if runtime.ort is None:
+        raise NstError(f"`backend` {NAME}: onnxruntime is not installed; {INSTALL}")
+    available = runtime.ort.get_available_providers()
+    if PROVIDER not in available:
+        raise NstError(
+            f"`backend` {NAME}: this onnxruntime has no OpenVINO execution provider "
+            f"(it has {', '.join(available)}); {INSTALL}"
+        )
+    if device != "cpu":
+        raise NstError(f"`backend` {NAME} runs on the CPU; use `device` cpu or auto")
+    flags = cpu_flags()
+    if flags is not None and not flags & set(BF16_FLAGS):
+        raise NstError(
+            f"`backend` {NAME}: this CPU has no bf16 arithmetic ({' or '.join(BF16_FLAGS)}), where "
+            "OpenVINO would run float32 more slowly than `backend` ort-graph; use that"
+        )
+
+
+def static_graph(model: onnx.ModelProto, spec: LossSpec, height: int, width: int) -> onnx.ModelProto:
+    """The gradient graph with every input's shape fixed for a height x width image."""
+    graph = gradient_graph(model, spec)
+    shapes = {contract.IMAGE: (1, 3, height, width), **target_shapes(spec, height, width)}
+    for value in graph.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        shape = shapes.get(value.name, ())  # the weights are scalars
+        del dims[:]
+        for size in shape:
+            dims.add().dim_value = size
+    return graph
+
+
+def provider_options(threads: int) -> dict[str, str]:
+    config = {
+        "INFERENCE_PRECISION_HINT": "bf16",
+        "INFERENCE_NUM_THREADS": str(threads or len(os.sched_getaffinity(0))),
+        "PERFORMANCE_HINT": "LATENCY",
+    }
+    return {"device_type": "CPU", "load_config": json.dumps({"CPU": config})}
+
+
+class CompiledSession:
+    """One session compiled by OpenVINO for one layer set at one size (what GraphBackend binds)."""
+
+    device = "cpu"
+
+    def __init__(self, model: onnx.ModelProto, spec: LossSpec, height: int, width: int, threads: int):
+        graph = static_graph(model, spec, height, width)
+        self.inputs = [i.name for i in graph.graph.input]
+        self.session = runtime.ort.InferenceSession(
+            graph.SerializeToString(),
+            runtime.session_options(threads),
+            providers=[(PROVIDER, provider_options(threads)), "CPUExecutionProvider"],
+        )
+
+
+class OpenVinoGradient:
+    """The openvino-bf16 backend of one engine: a compiled session per layer set and size, kept."""
+
+    def __init__(self, model: onnx.ModelProto, threads: int):
+        self.model, self.threads = model, threads
+        self._sessions: dict[tuple[str, int, int], CompiledSession] = {}
+
+    def prepare(self, spec: LossSpec, frozen: dict[str, np.ndarray], height: int, width: int) -> Prepared:
+        start = time.perf_counter()
+        key = (spec.layer_key(), height, width)
+        built = key not in self._sessions
+        if built:
+            self._sessions[key] = CompiledSession(self.model, spec, height, width, self.threads)
+        objective = GraphBackend(self._sessions[key], frozen, (1, 3, height, width))
+        if built:  # OpenVINO compiles at the first run: count it as building, not as the loop's
+            objective.value_and_grad(np.zeros((1, 3, height, width), np.float32))
+        return Prepared(objective, built, time.perf_counter() - start)
+
+
+def create(model: onnx.ModelProto, info: ModelInfo, device: str, threads: int, cache_root: Path):
+    check_runtime(device)
+    if not info.has_gradient_graph:
+        raise NstError(
+            f"{info.path.name} has no gradient graph; export it again with this nst-ort "
+            "or use `backend` ort-training"
+        )
+    return OpenVinoGradient(model, threads)

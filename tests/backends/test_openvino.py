@@ -1,0 +1,181 @@
+"""The openvino-bf16 backend: its refusals anywhere, its numbers where onnxruntime-openvino is installed.
+
+The numeric tests compare bf16 against the float32 CPU provider on the same graph and skip where
+this onnxruntime has no OpenVINO provider (CI runs them in an environment with the `openvino`
+extra, on a model exported beforehand: NST_ORT_TEST_MODEL, conftest.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nst_ort import contract
+from nst_ort.backends import openvino
+from nst_ort.backends import ort as runtime
+from nst_ort.backends.graph import GradientSession, GraphBackend
+from nst_ort.config import LossSpec, Optimizer
+from nst_ort.engine import Engine
+from nst_ort.errors import NstError
+from nst_ort.graphs import weight_values
+from nst_ort.model import load_model
+from nst_ort.targets import TargetComputer
+
+HAS_OPENVINO = runtime.ort is not None and openvino.PROVIDER in runtime.ort.get_available_providers()
+HAS_BF16 = (openvino.cpu_flags() or set()) & set(openvino.BF16_FLAGS)
+needs_openvino = pytest.mark.skipif(
+    not HAS_OPENVINO, reason="onnxruntime-openvino is not installed (pip install 'nst-ort[openvino]')"
+)
+needs_bf16 = pytest.mark.skipif(
+    not HAS_BF16, reason="this CPU has no bf16 arithmetic (avx512_bf16, amx_bf16)"
+)
+
+# bf16 keeps 8 significant bits: each product is off by up to 2^-9 (2e-3) relative, OpenVINO
+# accumulates in float32. On the tiny random-weight VGG-16 at 64x80 the loss came out within
+# 3e-3 of float32 and the gradient within 0.10 (relative L2; 0.04-0.05 on the HED weights at
+# 256 px, where sums run over more terms). The bounds leave twice that; a wrong graph, a missing
+# term or float32 where bf16 was asked for would not pass them (a gradient pointing elsewhere
+# has a cosine far below 0.97; float32 agrees to 1e-6).
+LOSS_RTOL = 1e-2
+GRADIENT_RTOL = 0.2  # relative L2 norm of the difference
+GRADIENT_COSINE = 0.97
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model):
+    model, info = load_model(tiny_model)
+    return tiny_model, model, info
+
+
+def frozen_values(model, spec: LossSpec, height: int, width: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    content, style = rng.random((2, height, width, 3), dtype=np.float32)
+    targets = TargetComputer(model, spec, "cpu")
+    values = {
+        **targets.content_targets(content),
+        **targets.style_targets([style], [1.0], (height, width), 1.0),
+        **weight_values(spec),
+    }
+    return values, rng.random((1, 3, height, width), dtype=np.float32)
+
+
+# --- refusals: anywhere --------------------------------------------------------------------------
+
+
+def test_a_missing_provider_names_the_extra(tiny, monkeypatch):
+    if runtime.ort is None:
+        pytest.skip("no onnxruntime at all")
+    monkeypatch.setattr(runtime.ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(NstError) as error:
+        Engine(tiny[0], "cpu", backend="openvino-bf16")
+    assert str(error.value) == (
+        "`backend` openvino-bf16: this onnxruntime has no OpenVINO execution provider (it has "
+        "CPUExecutionProvider); pip install 'nst-ort[openvino]' (onnxruntime-openvino, Python "
+        "3.11-3.13) in its own environment"
+    )
+
+
+def test_a_missing_onnxruntime_names_the_extra(monkeypatch):
+    monkeypatch.setattr(runtime, "ort", None)
+    with pytest.raises(NstError, match=r"^`backend` openvino-bf16: onnxruntime is not installed; pip "):
+        openvino.check_runtime("cpu")
+
+
+def test_a_cpu_without_bf16_is_refused(monkeypatch):
+    if runtime.ort is None:
+        pytest.skip("no onnxruntime at all")
+    monkeypatch.setattr(runtime.ort, "get_available_providers", lambda: [openvino.PROVIDER])
+    monkeypatch.setattr(openvino, "cpu_flags", lambda: {"avx2", "avx512f"})
+    with pytest.raises(NstError, match="this CPU has no bf16 arithmetic.*use that$"):
+        openvino.check_runtime("cpu")
+    monkeypatch.setattr(openvino, "cpu_flags", lambda: None)  # unreadable: let OpenVINO decide
+    openvino.check_runtime("cpu")
+    with pytest.raises(NstError, match="runs on the CPU; use `device` cpu or auto"):
+        openvino.check_runtime("cuda")
+
+
+def test_the_cli_names_the_option_and_the_fix(tiny_model, make_image, tmp_path, cli):
+    if HAS_OPENVINO:
+        pytest.skip("this onnxruntime has the OpenVINO provider")
+    out = tmp_path / "o.png"
+    result = cli(
+        "stylize", make_image(), make_image("s.png"), "-o", out, "--model", tiny_model,
+        "--backend", "openvino-bf16", "--size", 32, "--iterations", 1,
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert result.error.startswith("error: --backend openvino-bf16: this onnxruntime has no OpenVINO")
+    assert "pip install 'nst-ort[openvino]'" in result.error
+    assert not out.exists()
+
+
+def test_the_static_graph_fixes_every_input_shape(tiny):
+    _, model, _ = tiny
+    spec = LossSpec()
+    graph = openvino.static_graph(model, spec, 48, 64)
+    shapes = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.graph.input}
+    assert shapes[contract.IMAGE] == [1, 3, 48, 64]
+    assert shapes[contract.content_target("relu4_2")] == [1, 512, 6, 8]
+    assert shapes[contract.style_target("relu1_1")] == [64, 64]
+    assert shapes[contract.ALPHA] == []
+    assert all(d.dim_param == "" for i in graph.graph.input for d in i.type.tensor_type.shape.dim)
+
+
+def test_threads_default_to_one_per_core():
+    assert '"INFERENCE_NUM_THREADS": "3"' in openvino.provider_options(3)["load_config"]
+    cores = len(__import__("os").sched_getaffinity(0))
+    assert f'"INFERENCE_NUM_THREADS": "{cores}"' in openvino.provider_options(0)["load_config"]
+    assert '"INFERENCE_PRECISION_HINT": "bf16"' in openvino.provider_options(0)["load_config"]
+
+
+# --- numbers: with onnxruntime-openvino on a bf16 CPU --------------------------------------------
+
+
+@needs_openvino
+@needs_bf16
+@pytest.mark.parametrize(("height", "width"), [(64, 80), (45, 58)])
+def test_loss_and_gradient_are_float32_within_bf16_rounding(tiny, height, width):
+    _, model, _ = tiny
+    spec = LossSpec(style_weight=1e5)  # random weights give small Grams; see test_graph.py
+    frozen, image = frozen_values(model, spec, height, width, seed=height)
+    desired_terms, desired = GraphBackend(
+        GradientSession(model, spec, "cpu"), frozen, image.shape
+    ).value_and_grad(image)
+    session = openvino.CompiledSession(model, spec, height, width, threads=0)
+    terms, actual = GraphBackend(session, frozen, image.shape).value_and_grad(image)
+
+    assert terms[contract.LOSS] == pytest.approx(desired_terms[contract.LOSS], rel=LOSS_RTOL)
+    difference = np.linalg.norm(actual - desired) / np.linalg.norm(desired)
+    cosine = float(np.sum(actual * desired) / np.linalg.norm(actual) / np.linalg.norm(desired))
+    assert difference <= GRADIENT_RTOL
+    assert cosine >= GRADIENT_COSINE
+    assert difference > 1e-5, "no bf16 rounding: the provider ran float32"
+
+
+@needs_openvino
+@needs_bf16
+def test_one_compiled_session_per_size(tiny):
+    _, model, info = tiny
+    engine = Engine(tiny[0], "cpu", backend="openvino-bf16")
+    spec = LossSpec()
+    first = engine.gradient.prepare(spec, frozen_values(model, spec, 48, 64)[0], 48, 64)
+    again = engine.gradient.prepare(spec, frozen_values(model, spec, 48, 64, seed=1)[0], 48, 64)
+    other = engine.gradient.prepare(spec, frozen_values(model, spec, 40, 64)[0], 40, 64)
+    assert (first.built, again.built, other.built) == (True, False, True)
+
+
+@needs_openvino
+@needs_bf16
+@pytest.mark.parametrize("optimizer", [Optimizer.LBFGS, Optimizer.ADAM])
+def test_both_optimisers_lower_the_loss(tiny, optimizer):
+    _, model, _ = tiny
+    engine = Engine(tiny[0], "cpu", backend="openvino-bf16")
+    spec = LossSpec(style_weight=1e5)
+    rng = np.random.default_rng(0)
+    content, style = rng.random((2, 48, 64, 3), dtype=np.float32)
+    targets = engine.targets(spec, content, [style], [1.0], 1.0, (48, 64))
+    start = rng.random((1, 3, 48, 64), dtype=np.float32)
+    result, info = engine.optimize(spec, targets, start, optimizer, 15, 0.02)
+    losses = [record.terms[contract.LOSS] for record in result.records]
+    assert result.status.value == "done" and len(losses) == 15
+    assert min(losses) < 0.5 * losses[0]
+    assert 0.0 <= result.image.min() and result.image.max() <= 1.0
