@@ -26,8 +26,9 @@ class Settings:
     warmup: int  # untimed rounds before them
     loop_steps: int  # optimiser steps per timed round of the loop benchmarks
     loop_rounds: int
-    ttq_seconds: float  # wall-clock budget of each optimiser in the time-to-quality race
+    ttq_evaluations: int  # torch's evaluations in the time-to-quality race; its loss then is the target
     ttq_size: int
+    ttq_limit: float  # the others stop at this many times torch's time to the target
     quick: bool
 
 
@@ -44,12 +45,20 @@ def pytest_addoption(parser):
         "(default: all cores)",
     )
     group.addoption("--bench-rounds", type=int, default=5, help="timed rounds per evaluation (default 5)")
-    group.addoption("--ttq-seconds", type=float, default=30.0, help="time-to-quality budget (default 30)")
-    group.addoption("--ttq-size", type=int, default=128, help="time-to-quality image size (default 128)")
+    group.addoption(
+        "--ttq-evaluations",
+        type=int,
+        default=300,
+        help="time to quality: torch's evaluations, whose loss the others race to (default 300)",
+    )
+    group.addoption("--ttq-size", type=int, default=256, help="time-to-quality image size (default 256)")
+    group.addoption(
+        "--ttq-limit", type=float, default=1.5, help="time to quality: give up at this × torch's time (1.5)"
+    )
     group.addoption(
         "--bench-quick",
         action="store_true",
-        help="smoke mode for CI: 32 px, one round, a 2 s race; pair with --benchmark-disable",
+        help="smoke mode for CI: 32 px, one round, a 5-evaluation race; pair with --benchmark-disable",
     )
 
 
@@ -61,7 +70,7 @@ def settings_of(config) -> Settings:
     opt = config.getoption
     archs = tuple(Arch(a.strip()) for a in opt("--bench-archs").split(",") if a.strip())
     if opt("--bench-quick"):
-        return Settings((32,), archs, opt("--bench-threads"), 1, 0, 3, 1, 2.0, 32, True)
+        return Settings((32,), archs, opt("--bench-threads"), 1, 0, 3, 1, 5, 32, 2.0, True)
     sizes = tuple(int(s) for s in opt("--bench-sizes").split(",") if s.strip())
     if opt("--bench-512") and 512 not in sizes:
         sizes += (512,)
@@ -73,8 +82,9 @@ def settings_of(config) -> Settings:
         1,
         5,
         3,
-        opt("--ttq-seconds"),
+        opt("--ttq-evaluations"),
         opt("--ttq-size"),
+        opt("--ttq-limit"),
         False,
     )
 

@@ -8,6 +8,12 @@ pytest-benchmark writes every timing and its `extra_info` to results.json; this 
 context pytest-benchmark does not record (CPU model, load average before and after, library
 versions, why the skipped backends were skipped) and replaces the section of README.md between
 the results markers with tables.
+
+The bf16 rows need onnxruntime-openvino, which cannot share an environment with
+onnxruntime-training: where `--openvino-python` (default: .venv-ov/bin/python in the repository,
+if there) names another environment's interpreter, with `pip install -e ".[openvino,export,dev]"`,
+the suite's bf16 evaluations, the side-by-side runs and the time-to-quality race run again there
+(the same pytest arguments) and their results join results.json, marked `environment: openvino`.
 """
 
 from __future__ import annotations
@@ -24,6 +30,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results.json"
+OPENVINO_RESULTS = HERE / "results-openvino.json"
+OPENVINO_PYTHON = ROOT / ".venv-ov" / "bin" / "python"
+# What runs in the OpenVINO environment: what needs the bf16 backend or races it.
+OPENVINO_TESTS = ["benchmarks/test_evaluation.py", "benchmarks/test_time_to_quality.py"]
+OPENVINO_SELECTION = "openvino or side_by_side or time_to_quality"
 README = HERE / "README.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -48,56 +59,99 @@ def load_average() -> list[float] | None:
         return None
 
 
-def versions() -> dict[str, str]:
+PACKAGES = (
+    "onnxruntime-training-cpu",
+    "onnxruntime-training",
+    "onnxruntime-openvino",
+    "onnxruntime-gpu",
+    "onnxruntime",
+    "torch",
+    "numpy",
+    "scipy",
+    "threadpoolctl",
+)
+
+
+def environment() -> dict:
+    """Library versions and skipped backends of this interpreter's environment."""
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
-    packages = (
-        "onnxruntime-training-cpu",
-        "onnxruntime-training",
-        "onnxruntime-gpu",
-        "onnxruntime",
-        "torch",
-        "numpy",
-        "scipy",
-    )
-    for package in (*packages, "threadpoolctl"):
+    for package in PACKAGES:
         try:
             found[package] = version(package)
         except PackageNotFoundError:
             pass
-    return found
-
-
-def skipped_backends() -> dict[str, str]:
     sys.path.insert(0, str(ROOT))
     from benchmarks.backends import BACKENDS
 
-    return {name: reason for name, b in BACKENDS.items() if (reason := b.unavailable())}
+    skipped = {name: reason for name, b in BACKENDS.items() if (reason := b.unavailable())}
+    return {"versions": found, "skipped_backends": skipped}
 
 
-def run_suite(pytest_args: list[str]) -> int:
-    before = load_average()
+def _pytest(python: str, tests: list[str], json_path: Path, pytest_args: list[str]) -> int:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    command = [sys.executable, "-m", "pytest", "benchmarks/", f"--benchmark-json={RESULTS}", *pytest_args]
+    command = [python, "-m", "pytest", *tests, f"--benchmark-json={json_path}", *pytest_args]
     print("$", " ".join(command), flush=True)
-    code = subprocess.call(command, cwd=ROOT, env=env)
+    return subprocess.call(command, cwd=ROOT, env=env)
+
+
+def openvino_args(pytest_args: list[str]) -> list[str]:
+    """The same arguments, the selection narrowed to what the OpenVINO environment adds."""
+    args, selection, i = [], OPENVINO_SELECTION, 0
+    while i < len(pytest_args):
+        if pytest_args[i] == "-k" and i + 1 < len(pytest_args):
+            selection = f"({pytest_args[i + 1]}) and ({OPENVINO_SELECTION})"
+            i += 2
+            continue
+        args.append(pytest_args[i])
+        i += 1
+    return [*args, "-k", selection]
+
+
+def run_openvino(python: Path, pytest_args: list[str]) -> tuple[int, dict | None]:
+    """The bf16 rows in the OpenVINO environment: (exit code, its results and context)."""
+    OPENVINO_RESULTS.unlink(missing_ok=True)
+    code = _pytest(str(python), OPENVINO_TESTS, OPENVINO_RESULTS, openvino_args(pytest_args))
+    if not OPENVINO_RESULTS.is_file():
+        return code or 1, None
+    data = json.loads(OPENVINO_RESULTS.read_text())
+    probe = "import json, benchmarks.report as r; print(json.dumps(r.environment()))"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    described = subprocess.run(
+        [str(python), "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    lines = described.stdout.strip().splitlines()
+    data["environment"] = json.loads(lines[-1]) if described.returncode == 0 and lines else {}
+    return code, data
+
+
+def run_suite(pytest_args: list[str], openvino_python: Path | None) -> int:
+    before = load_average()
+    code = _pytest(sys.executable, ["benchmarks/"], RESULTS, pytest_args)
     if not RESULTS.is_file():
         return code or 1
+    openvino_code, openvino = (0, None)
+    if openvino_python is not None:
+        openvino_code, openvino = run_openvino(openvino_python, pytest_args)
     data = json.loads(RESULTS.read_text())
     data["nst_ort_context"] = {
         "cpu_model": cpu_model(),
         "cpus": os.cpu_count(),
         "load_average_before": before,
         "load_average_after": load_average(),
-        "versions": versions(),
-        "skipped_backends": skipped_backends(),
+        **environment(),
         "pytest_args": pytest_args,
         "exit_code": code,
     }
+    if openvino is not None:
+        for bench in openvino["benchmarks"]:
+            bench["extra_info"]["environment"] = "openvino"
+            data["benchmarks"].append(bench)
+        data["nst_ort_context"]["openvino"] = {**openvino["environment"], "exit_code": openvino_code}
     RESULTS.write_text(json.dumps(data, indent=1) + "\n")
-    return code
+    return code or openvino_code
 
 
 # --- rendering --------------------------------------------------------------------------------------
@@ -116,39 +170,46 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
-def render(data: dict) -> str:
-    context = data.get("nst_ort_context", {})
-    by_kind: dict[str, list[dict]] = defaultdict(list)
-    for bench in data["benchmarks"]:
-        by_kind[bench["extra_info"].get("kind", "other")].append(bench)
-    threads = {b["extra_info"].get("threads") for b in data["benchmarks"]} - {None}
+OPENVINO = "openvino"  # extra_info["environment"] of the results run in the OpenVINO environment
 
-    cpu = context.get("cpu_model", "unknown CPU")
-    library_versions = ", ".join(f"{k} {v}" for k, v in context.get("versions", {}).items())
-    out = [
-        f"Run {data['datetime'][:16].replace('T', ' ')} UTC on {cpu}, {context.get('cpus', '?')} cores, "
-        f"{', '.join(map(str, sorted(threads)))} thread(s) for every backend; load average "
-        f"{context.get('load_average_before')} before, {context.get('load_average_after')} after "
-        f"(1, 5, 15 min). {library_versions}.",
-        "",
-    ]
-    if context.get("pytest_args"):
-        out += [f"pytest arguments: `{' '.join(context['pytest_args'])}`.", ""]
 
-    # Evaluation table, with the side-by-side ratio for the same case.
+def _env(bench: dict) -> str:
+    return bench["extra_info"].get("environment", "main")
+
+
+def _ceilings(by_kind: dict[str, list[dict]]) -> dict[str, float]:
+    """GFLOP/s of the GEMMs measured in this run, by kind (sgemm, bf16-gemm)."""
+    found = {}
+    for kind in ("sgemm", "bf16-gemm"):
+        rates = [b["extra_info"]["gflops"] for b in by_kind[kind] if b["extra_info"].get("gflops")]
+        if rates:
+            found[kind] = max(rates)
+    return found
+
+
+def _share(gflops: float, ceiling: float | None) -> str:
+    return "–" if not ceiling else f"{100 * gflops / ceiling:.0f}%"
+
+
+def _versions(versions: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in versions.items())
+
+
+def _evaluation_section(by_kind, ceilings, context) -> list[str]:
     ratios = {}
     for bench in by_kind["side-by-side"]:
         info = bench["extra_info"]
         for name, ratio in info["ratio_to_torch"].items():
-            ratios[(info["arch"], info["size"], name)] = (ratio, info["median_ms"][name], info["rounds"])
+            key = (info["arch"], info["size"], name, _env(bench))
+            ratios[key] = (ratio, info["median_ms"][name], info["rounds"])
     rows = []
     evaluations = sorted(
-        by_kind["evaluation"], key=lambda b: (b["extra_info"]["arch"], b["extra_info"]["size"])
+        by_kind["evaluation"],
+        key=lambda b: (b["extra_info"]["arch"], b["extra_info"]["size"], _env(b) == OPENVINO),
     )
     for bench in evaluations:
         info, stats = bench["extra_info"], bench["stats"]
-        key = (info["arch"], info["size"], info["backend"])
-        ratio = ratios.get(key)
+        ratio = ratios.get((info["arch"], info["size"], info["backend"], _env(bench)))
         gflops = 2 * info["macs"]["total"] / stats["median"] / 1e9
         rows.append(
             [
@@ -161,6 +222,8 @@ def render(data: dict) -> str:
                 f"{ratio[1]:,.0f} / {ratio[0]:.2f}" if ratio else "–",
                 _num(info["macs"]["total"] / 1e9, 1),
                 _num(gflops, 0),
+                _share(gflops, ceilings.get("sgemm")),
+                _share(gflops, ceilings.get("bf16-gemm")),
                 _num(info.get("peak_rss_mb"), 0),
                 _num(info.get("evaluation_rss_mb"), 0),
                 "reference"
@@ -170,7 +233,7 @@ def render(data: dict) -> str:
                 else "–",
             ]
         )
-    out += ["### One value-and-gradient evaluation", ""]
+    out = ["### One value-and-gradient evaluation", ""]
     out += _table(
         [
             "network",
@@ -182,88 +245,207 @@ def render(data: dict) -> str:
             "side by side: median ms / × torch",
             "GMAC",
             "GFLOP/s",
+            "of SGEMM",
+            "of bf16 GEMM",
             "peak RSS MB",
             "evaluation RSS MB",
             "gradient vs torch (rel. L2)",
         ],
         rows,
     )
-    skipped = context.get("skipped_backends", {})
+    skipped = dict(context.get("skipped_backends", {}))
+    if context.get("openvino"):  # measured there: not skipped
+        for name in set(skipped) - set(context["openvino"].get("skipped_backends", {})):
+            skipped.pop(name)
     if skipped:
         out += ["", "Not measured here: " + "; ".join(f"`{k}`: {v}" for k, v in skipped.items()) + "."]
+    return out
 
-    if by_kind["loop"]:
-        rows = []
-        for bench in sorted(
-            by_kind["loop"], key=lambda b: (b["extra_info"]["size"], b["extra_info"]["optimizer"])
-        ):
-            info = bench["extra_info"]
-            rows.append(
-                [
-                    info["optimizer"],
-                    f"{info['arch']} {info['size']} px",
-                    _num(info["step_ms"], 0),
-                    _num(info["evaluations_per_step"], 2),
-                    _num(info["evaluation_ms"], 0),
-                    _num(info["optimizer_ms"], 1) if info["optimizer"] == "adam" else "–",
-                    f"{100 * info['overhead_fraction']:.1f}%",
-                    _num(info["per_call_ms"], 0),
-                ]
-            )
-        out += ["", "### Whole optimisation steps through nst_ort's loop (ort-cpu)", ""]
-        out += _table(
-            [
-                "optimiser",
-                "case",
-                "ms per step",
-                "evaluations per step",
-                "ms per ORT evaluation",
-                "ms per ORT Adam update",
-                "outside the evaluation, per step (bar ≤ 5% at 256 px)",
-                "once per call, ms",
-            ],
-            rows,
-        )
-        single = {b["extra_info"].get("blas_single_threaded") for b in by_kind["loop"]}
-        out += [
-            "",
-            "Steady state between the first and the last of each round's steps; 'once per call' is "
-            "the rest of a round's time outside ORT (scipy's set-up converts the [0, 1] bounds pixel "
-            "by pixel in Python). scipy's BLAS "
-            + ("kept to one thread (threadpoolctl)." if single == {True} else "at its default threads."),
-        ]
 
-    for bench in by_kind["time-to-quality"]:
+def _bf16_section(by_kind, ceilings) -> list[str]:
+    benches = [b for b in by_kind["side-by-side"] if _env(b) == OPENVINO]
+    if not benches:
+        return []
+    bf16, fp32 = "openvino-bf16-cpu", "ort-graph-cpu"
+    rows = []
+    for bench in sorted(benches, key=lambda b: (b["extra_info"]["arch"], b["extra_info"]["size"])):
         info = bench["extra_info"]
+        ms, ratio = info["median_ms"], info["ratio_to_torch"]
+        if bf16 not in ms:
+            continue
+        gflops = info["gflops"][bf16]
+        rows.append(
+            [
+                info["arch"],
+                f"{info['size']} px",
+                f"{ms['torch-cpu']:,.0f}",
+                f"{ms[fp32]:,.0f} / {ratio[fp32]:.2f}" if fp32 in ms else "–",
+                f"{ms[bf16]:,.0f} / {ratio[bf16]:.2f}",
+                _num(gflops, 0),
+                _share(gflops, ceilings.get("sgemm")),
+                _share(gflops, ceilings.get("bf16-gemm")),
+                str(info["rounds"]),
+            ]
+        )
+    out = ["", "### bf16 (openvino-bf16) side by side with float32, in the OpenVINO environment", ""]
+    out += _table(
+        [
+            "network",
+            "size",
+            "torch-cpu ms",
+            "ort-graph-cpu ms / × torch",
+            "openvino-bf16-cpu ms / × torch (bar ≤ 0.6 at 256, 512 px)",
+            "bf16 GFLOP/s",
+            "of SGEMM",
+            "of bf16 GEMM",
+            "rounds",
+        ],
+        rows,
+    )
+    return out
+
+
+def _loop_section(by_kind) -> list[str]:
+    if not by_kind["loop"]:
+        return []
+    rows = []
+    ordered = sorted(by_kind["loop"], key=lambda b: (b["extra_info"]["size"], b["extra_info"]["optimizer"]))
+    for bench in ordered:
+        info = bench["extra_info"]
+        rows.append(
+            [
+                info["optimizer"],
+                f"{info['arch']} {info['size']} px",
+                _num(info["step_ms"], 0),
+                _num(info["evaluations_per_step"], 2),
+                _num(info["evaluation_ms"], 0),
+                _num(info["optimizer_ms"], 1) if info["optimizer"] == "adam" else "–",
+                f"{100 * info['overhead_fraction']:.1f}%",
+                _num(info["per_call_ms"], 0),
+            ]
+        )
+    out = ["", "### Whole optimisation steps through nst_ort's loop (ort-cpu)", ""]
+    out += _table(
+        [
+            "optimiser",
+            "case",
+            "ms per step",
+            "evaluations per step",
+            "ms per ORT evaluation",
+            "ms per ORT Adam update",
+            "outside the evaluation, per step (bar ≤ 5% at 256 px)",
+            "once per call, ms",
+        ],
+        rows,
+    )
+    single = {b["extra_info"].get("blas_single_threaded") for b in by_kind["loop"]}
+    out += [
+        "",
+        "Steady state between the first and the last of each round's steps; 'once per call' is "
+        "the rest of a round's time outside ORT (scipy's set-up converts the [0, 1] bounds pixel "
+        "by pixel in Python). scipy's BLAS "
+        + ("kept to one thread (threadpoolctl)." if single == {True} else "at its default threads."),
+    ]
+    return out
+
+
+def _ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _race_section(by_kind, context) -> list[str]:
+    out = []
+    for bench in sorted(by_kind["time-to-quality"], key=lambda b: _env(b) == OPENVINO):
+        info = bench["extra_info"]
+        where = "the main environment"
+        if _env(bench) == OPENVINO and context.get("openvino"):
+            runtime = context["openvino"]["versions"].get("onnxruntime", "?")
+            where = f"the OpenVINO environment (onnxruntime {runtime})"
         rows = []
         for name, result in info["results"].items():
+            evaluations = result["evaluations_to_target"]
             rows.append(
                 [
                     name,
                     str(result["evaluations"]),
+                    _num(result["seconds"], 1),
                     " → ".join(_num(x, 1) for x in result["loss_at_quarters"]),
-                    _num(result["seconds_to_target"], 1),
+                    "–"
+                    if result["seconds_to_target"] is None
+                    else f"{result['seconds_to_target']:.1f} ({evaluations})",
+                    _ratio(result["ratio_to_torch"]),
+                    _num(result["seconds_to_raw_target"], 1),
+                    _ratio(result["ratio_to_torch_raw"]),
                 ]
             )
         out += [
             "",
-            f"### Time to quality: L-BFGS, {info['arch']} {info['size']} px, {info['budget_s']:.0f} s each",
+            f"### Time to quality: L-BFGS, {info['arch']} {info['size']} px, in {where}",
             "",
-            f"Start loss {info['initial_loss']:,.1f}; target: the worse final loss, "
-            f"{_num(info['target_loss'], 1)}.",
+            f"Start loss {info['initial_loss']:,.1f}. Target: torch's best loss in "
+            f"{info['reference_evaluations']} evaluations, judged on its iterate clipped to [0, 1] "
+            f"(float32, CPU provider): {_num(info['target_loss'], 1)}; torch's own loss of its "
+            f"unclipped iterate: {_num(info['raw_target_loss'], 1)}. The others stop at the target or "
+            f"at {info['limit']:g} × torch's time to it.",
             "",
         ]
         out += _table(
-            ["optimiser", "evaluations", "best loss at ¼, ½, ¾, all of the budget", "seconds to target"],
+            [
+                "optimiser",
+                "evaluations",
+                "seconds",
+                "judged loss at ¼, ½, ¾, all of torch's time",
+                "seconds (evaluations) to target",
+                "× torch (bar ≤ 0.8)",
+                "seconds to torch's unclipped loss",
+                "× torch",
+            ],
             rows,
         )
+        if info.get("skipped"):
+            out += ["", "Not raced: " + "; ".join(f"`{k}`: {v}" for k, v in info["skipped"].items()) + "."]
+    return out
 
-    for bench in by_kind["sgemm"]:
-        info = bench["extra_info"]
+
+def render(data: dict) -> str:
+    context = data.get("nst_ort_context", {})
+    by_kind: dict[str, list[dict]] = defaultdict(list)
+    for bench in data["benchmarks"]:
+        by_kind[bench["extra_info"].get("kind", "other")].append(bench)
+    threads = {b["extra_info"].get("threads") for b in data["benchmarks"]} - {None}
+    ceilings = _ceilings(by_kind)
+
+    cpu = context.get("cpu_model", "unknown CPU")
+    out = [
+        f"Run {data['datetime'][:16].replace('T', ' ')} UTC on {cpu}, {context.get('cpus', '?')} cores, "
+        f"{', '.join(map(str, sorted(threads)))} thread(s) for every backend; load average "
+        f"{context.get('load_average_before')} before, {context.get('load_average_after')} after "
+        f"(1, 5, 15 min). {_versions(context.get('versions', {}))}.",
+        "",
+    ]
+    if context.get("openvino"):
+        out += [
+            "The bf16 rows, their side-by-side runs and the second race: the OpenVINO environment, "
+            f"{_versions(context['openvino'].get('versions', {}))}.",
+            "",
+        ]
+    if context.get("pytest_args"):
+        out += [f"pytest arguments: `{' '.join(context['pytest_args'])}`.", ""]
+    out += _evaluation_section(by_kind, ceilings, context)
+    out += _bf16_section(by_kind, ceilings)
+    out += _loop_section(by_kind)
+    out += _race_section(by_kind, context)
+    gemms = []
+    for kind, label in (("sgemm", "float32"), ("bf16-gemm", "bf16")):
+        for bench in by_kind[kind]:
+            info = bench["extra_info"]
+            gemms.append(f"{label} {_num(info.get('gflops'), 0)} GFLOP/s")
+    if gemms:
+        n, gemm_threads = by_kind["sgemm"][0]["extra_info"]["n"], by_kind["sgemm"][0]["extra_info"]["threads"]
         out += [
             "",
-            f"SGEMM (torch.mm, {info['n']}×{info['n']} float32, {info['threads']} threads): "
-            f"{_num(info.get('gflops'), 0)} GFLOP/s, measured once, at whatever load there was then.",
+            f"Ceilings (torch.mm, {n}×{n}, {gemm_threads} threads): {', '.join(gemms)}; measured once, "
+            "at whatever load there was then.",
         ]
     return "\n".join(out) + "\n"
 
@@ -283,10 +465,19 @@ def main(argv: list[str] | None = None) -> int:
     own = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--render-only", action="store_true", help="render the last results.json again")
+    parser.add_argument(
+        "--openvino-python",
+        type=Path,
+        default=OPENVINO_PYTHON if OPENVINO_PYTHON.exists() else None,
+        help="interpreter of an environment with the openvino extra, for the bf16 rows "
+        "(default: .venv-ov/bin/python if there; 'none' to skip)",
+    )
     args = parser.parse_args(own)
+    if args.openvino_python is not None and str(args.openvino_python) == "none":
+        args.openvino_python = None
     code = 0
     if not args.render_only:
-        code = run_suite(pytest_args)
+        code = run_suite(pytest_args, args.openvino_python)
     data = json.loads(RESULTS.read_text())
     write_readme(render(data))
     print(f"rendered {RESULTS.name} into {README}", flush=True)
