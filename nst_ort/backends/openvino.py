@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -45,7 +46,7 @@ from nst_ort.model import ModelInfo
 
 NAME = "openvino-bf16"  # this backend's name in the registry (nst_ort/backends/__init__.py)
 PROVIDER = "OpenVINOExecutionProvider"
-INSTALL = "pip install 'nst-ort[openvino]' (onnxruntime-openvino, Python 3.11-3.13) in its own environment"
+PYTHONS = ((3, 11), (3, 13))  # onnxruntime-openvino 1.24.1 has wheels for these, and between
 # /proc/cpuinfo flags of the instructions OpenVINO's CPU plugin runs bf16 with.
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -62,15 +63,28 @@ def cpu_flags() -> set[str] | None:
     return None
 
 
+def install_hint() -> str:
+    """How to get the provider on this Python."""
+    (low, high), here = PYTHONS, sys.version_info[:2]
+    if not low <= here <= high:
+        return (
+            f"onnxruntime-openvino has no wheels for Python {here[0]}.{here[1]}: "
+            f"use Python {low[0]}.{low[1]}-{high[0]}.{high[1]} with pip install 'nst-ort[openvino]'"
+        )
+    # It installs the module onnxruntime: beside another ONNX Runtime package, one overwrites the other.
+    return "pip install 'nst-ort[openvino]' in an environment of its own (onnxruntime-openvino)"
+
+
 def check_runtime(device: str) -> None:
     """Refuse, with one line naming the fix, what cannot run bf16 through OpenVINO."""
     if runtime.ort is None:
-        raise NstError(f"`backend` {NAME}: onnxruntime is not installed; {INSTALL}")
+        raise NstError(f"`backend` {NAME}: onnxruntime is not installed; {install_hint()}")
+    runtime.require_ort()  # two ONNX Runtime packages in one environment: says which to remove
     available = runtime.ort.get_available_providers()
     if PROVIDER not in available:
         raise NstError(
-            f"`backend` {NAME}: this onnxruntime has no OpenVINO execution provider "
-            f"(it has {', '.join(available)}); {INSTALL}"
+            f"`backend` {NAME}: this onnxruntime ({runtime.package_name()} {runtime.ort.__version__}) "
+            f"has no OpenVINO execution provider; {install_hint()}"
         )
     if device != "cpu":
         raise NstError(f"`backend` {NAME} runs on the CPU; use `device` cpu or auto")

@@ -53,7 +53,13 @@ except ImportError:  # a broken installation reads as a missing one
 
 INSTALL_HINT = "install one: pip install 'nst-ort[cpu]' (or 'nst-ort[cuda]' for NVIDIA GPUs)"
 # The packages that install the module `onnxruntime`; two in one environment overwrite each other.
-PACKAGES = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-training", "onnxruntime-training-cpu")
+PACKAGES = (
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "onnxruntime-openvino",
+    "onnxruntime-training",
+    "onnxruntime-training-cpu",
+)
 LAST_TRAINING_PYTHON = (3, 12)  # onnxruntime-training-cpu 1.19.2, its last release
 
 

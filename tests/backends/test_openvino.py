@@ -69,10 +69,22 @@ def test_a_missing_provider_names_the_extra(tiny, monkeypatch):
     with pytest.raises(NstError) as error:
         Engine(tiny[0], "cpu", backend="openvino-bf16")
     assert str(error.value) == (
-        "`backend` openvino-bf16: this onnxruntime has no OpenVINO execution provider (it has "
-        "CPUExecutionProvider); pip install 'nst-ort[openvino]' (onnxruntime-openvino, Python "
-        "3.11-3.13) in its own environment"
+        f"`backend` openvino-bf16: this onnxruntime ({runtime.package_name()} {runtime.ort.__version__}) "
+        f"has no OpenVINO execution provider; {openvino.install_hint()}"
     )
+
+
+@pytest.mark.parametrize(
+    ("version", "hint"),
+    [
+        ((3, 12, 1), "pip install 'nst-ort[openvino]' in an environment of its own (onnxruntime-openvino)"),
+        ((3, 10, 4), "onnxruntime-openvino has no wheels for Python 3.10: use Python 3.11-3.13 with pip "),
+        ((3, 14, 0), "onnxruntime-openvino has no wheels for Python 3.14: use Python 3.11-3.13 with pip "),
+    ],
+)
+def test_the_install_hint_fits_the_python(monkeypatch, version, hint):
+    monkeypatch.setattr(openvino.sys, "version_info", version)
+    assert openvino.install_hint().startswith(hint)
 
 
 def test_a_missing_onnxruntime_names_the_extra(monkeypatch):
@@ -103,8 +115,8 @@ def test_the_cli_names_the_option_and_the_fix(tiny_model, make_image, tmp_path, 
         "--backend", "openvino-bf16", "--size", 32, "--iterations", 1,
     )  # fmt: skip
     assert result.exit_code == 2
-    assert result.error.startswith("error: --backend openvino-bf16: this onnxruntime has no OpenVINO")
-    assert "pip install 'nst-ort[openvino]'" in result.error
+    assert result.error.startswith("error: --backend openvino-bf16: this onnxruntime (")
+    assert "has no OpenVINO execution provider; " in result.error and "'nst-ort[openvino]'" in result.error
     assert not out.exists()
 
 
