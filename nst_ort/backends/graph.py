@@ -66,7 +66,8 @@ class GraphBackend:
         self._binding.bind_cpu_input(contract.IMAGE, image)  # copied to the device, if any
         self._session.run_with_iobinding(self._binding)
         *terms, grad = self._binding.copy_outputs_to_cpu()
-        return {name: float(value) for name, value in zip(contract.TERMS, terms, strict=True)}, grad
+        # .item(): a scalar, or a 1-element vector where a backend's graph has no 0-D tensors (openvino.py)
+        return {name: value.item() for name, value in zip(contract.TERMS, terms, strict=True)}, grad
 
 
 class GraphGradient:

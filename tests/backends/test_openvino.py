@@ -7,6 +7,9 @@ extra, on a model exported beforehand: NST_ORT_TEST_MODEL, conftest.py).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -128,8 +131,10 @@ def test_the_static_graph_fixes_every_input_shape(tiny):
     assert shapes[contract.IMAGE] == [1, 3, 48, 64]
     assert shapes[contract.content_target("relu4_2")] == [1, 512, 6, 8]
     assert shapes[contract.style_target("relu1_1")] == [64, 64]
-    assert shapes[contract.ALPHA] == []
+    assert shapes[contract.ALPHA] == [1]  # no 0-D tensors: see openvino.without_scalars
     assert all(d.dim_param == "" for i in graph.graph.input for d in i.type.tensor_type.shape.dim)
+    outputs = {o.name: [d.dim_value for d in o.type.tensor_type.shape.dim] for o in graph.graph.output}
+    assert outputs[contract.LOSS] == [1] and outputs[contract.IMAGE_GRAD] == [1, 3, 48, 64]
 
 
 def test_threads_default_to_one_per_core():
@@ -153,7 +158,7 @@ def test_loss_and_gradient_are_float32_within_bf16_rounding(tiny, height, width)
         GradientSession(model, spec, "cpu"), frozen, image.shape
     ).value_and_grad(image)
     session = openvino.CompiledSession(model, spec, height, width, threads=0)
-    terms, actual = GraphBackend(session, frozen, image.shape).value_and_grad(image)
+    terms, actual = session.objective(frozen).value_and_grad(image)
 
     assert terms[contract.LOSS] == pytest.approx(desired_terms[contract.LOSS], rel=LOSS_RTOL)
     difference = np.linalg.norm(actual - desired) / np.linalg.norm(desired)
@@ -161,6 +166,27 @@ def test_loss_and_gradient_are_float32_within_bf16_rounding(tiny, height, width)
     assert difference <= GRADIENT_RTOL
     assert cosine >= GRADIENT_COSINE
     assert difference > 1e-5, "no bf16 rounding: the provider ran float32"
+
+
+@needs_openvino
+def test_the_provider_compiles_the_graph_whole(tiny, tmp_path):
+    """No node left to the CPU provider: each would split the graph into pieces (without_scalars)."""
+    _, model, _ = tiny
+    spec = LossSpec()
+    frozen, image = frozen_values(model, spec, 48, 64)
+    session = openvino.CompiledSession(model, spec, 48, 64, threads=0)
+    options = runtime.session_options(0)
+    options.enable_profiling = True
+    options.profile_file_prefix = str(tmp_path / "profile")
+    session.session = runtime.ort.InferenceSession(
+        openvino.static_graph(model, spec, 48, 64).SerializeToString(),
+        options,
+        providers=[(openvino.PROVIDER, openvino.provider_options(0)), "CPUExecutionProvider"],
+    )
+    session.objective(frozen).value_and_grad(image)
+    events = json.loads(Path(session.session.end_profiling()).read_text())
+    providers = {e["args"]["provider"] for e in events if e.get("cat") == "Node" and "provider" in e["args"]}
+    assert providers == {openvino.PROVIDER}
 
 
 @needs_openvino
