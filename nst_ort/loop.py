@@ -29,6 +29,8 @@ except ImportError:  # a declared dependency; without it scipy's BLAS keeps its 
 
 class Objective(Protocol):
     shape: tuple[int, ...]
+    # Optional: `precise`, the same objective evaluated exactly where this one is approximate
+    # (bf16); run_lbfgs finishes on it (PRECISE_BELOW).
 
     def value_and_grad(self, image: np.ndarray) -> tuple[dict[str, float], np.ndarray]: ...
 
@@ -81,6 +83,35 @@ def _single_threaded_blas():
     return threadpool_limits(limits=1, user_api="blas")
 
 
+# Corrections L-BFGS-B keeps (scipy's maxcor; its default and torch's benchmark setting are 10).
+# Measured on the HED VGG-16, tubingen + starry_night, from the photo, 300 evaluations: the loss
+# after them falls with a longer history (128 px: 2.70e5 with 5, 2.63e5 with 10, 2.54e5 with 20,
+# 2.45e5 with 50), while scipy's own work per iteration grows about linearly with it (256x192:
+# 14, 25, 45 ms at 10, 20, 50, beside a 330 ms evaluation). benchmarks/README.md, "L-BFGS".
+HISTORY = 20
+# An objective in bf16 (backends/openvino.py) carries `precise`, the same objective in float32.
+# Its loss is within about 1e-3 of float32 and its gradient within 3-5%: L-BFGS-B keeps pace with
+# float32 per evaluation while the loss falls by more than about 1% per iteration; below that the
+# line search chases rounding, falls behind and finally stops (at 128 px, 13% behind after 200
+# evaluations). So the bf16 stage ends once the loss falls by less than PRECISE_BELOW per
+# iteration over the last PRECISE_WINDOW iterations (or scipy stops), and the remaining
+# iterations run on `precise` from the image reached.
+PRECISE_BELOW = 1e-2
+PRECISE_WINDOW = 5
+
+
+class _Switch(Exception):
+    """Ends a bf16 stage of run_lbfgs: its loss no longer falls fast enough (PRECISE_BELOW)."""
+
+
+def _slowed(records: list[StepRecord], since: int) -> bool:
+    """The loss fell by less than PRECISE_BELOW per iteration over the stage's last PRECISE_WINDOW."""
+    if len(records) - since < PRECISE_WINDOW + 1:
+        return False
+    first, last = records[-PRECISE_WINDOW - 1].terms[contract.LOSS], records[-1].terms[contract.LOSS]
+    return first - last < PRECISE_BELOW * PRECISE_WINDOW * abs(last)
+
+
 def run_lbfgs(
     objective: Objective,
     x0: np.ndarray,
@@ -88,53 +119,81 @@ def run_lbfgs(
     callback: Callback | None = None,
     start_step: int = 0,
 ) -> LoopResult:
-    """L-BFGS-B with pixel bounds [0, 1], as in the original Gatys implementation."""
+    """L-BFGS-B with pixel bounds [0, 1], as in the original Gatys implementation.
+
+    The bounds stay: an unbounded L-BFGS (torch's, neural-style's) reaches a lower loss, but of
+    pixels outside [0, 1], and the picture clipped at the end is far worse (benchmarks/README.md).
+    An objective with a `precise` twin (bf16) runs on it until its loss slows (PRECISE_BELOW), then
+    on the twin: a new L-BFGS-B from the image reached, for the iterations left.
+    """
     result = LoopResult(image=np.array(x0, np.float32))
     start = time.perf_counter()
-    last = {"terms": {}, "x": result.image}
+    last = {"terms": {}}
+    most = math.ceil(iterations * 1.25)  # evaluations, as neural-style caps them
+    stages = [objective, *filter(None, [getattr(objective, "precise", None)])]
+    outcome = None
 
-    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
-        image = x.astype(np.float32).reshape(objective.shape)
-        terms, grad = objective.value_and_grad(image)
-        result.evaluations += 1
-        _check_finite(terms, grad)
-        last["terms"], last["x"] = terms, image
-        return terms[contract.LOSS], grad.ravel().astype(np.float64)
+    def stage_fun(stage: Objective):
+        def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+            image = x.astype(np.float32).reshape(stage.shape)
+            terms, grad = stage.value_and_grad(image)
+            result.evaluations += 1
+            _check_finite(terms, grad)
+            last["terms"] = terms
+            return terms[contract.LOSS], grad.ravel().astype(np.float64)
 
-    def on_iteration(intermediate_result) -> None:  # scipy passes x by this parameter name
-        image = np.asarray(intermediate_result.x, np.float32).reshape(objective.shape)
-        result.image = image
-        record = StepRecord(
-            start_step + len(result.records) + 1,
-            result.evaluations,
-            dict(last["terms"]),
-            time.perf_counter() - start,
-        )
-        result.records.append(record)
-        if callback is not None:
-            callback(record, image)
+        return fun
+
+    def on_iteration(since: int, switch: bool):
+        def recorded(intermediate_result) -> None:  # scipy passes x by this parameter name
+            image = np.asarray(intermediate_result.x, np.float32).reshape(objective.shape)
+            result.image = image
+            record = StepRecord(
+                start_step + len(result.records) + 1,
+                result.evaluations,
+                dict(last["terms"]),
+                time.perf_counter() - start,
+            )
+            result.records.append(record)
+            if callback is not None:
+                callback(record, image)
+            if switch and _slowed(result.records, since):
+                raise _Switch
+
+        return recorded
 
     try:
         with _single_threaded_blas():
-            outcome = minimize(
-                fun,
-                result.image.ravel().astype(np.float64),
-                jac=True,
-                method="L-BFGS-B",
-                bounds=Bounds(0.0, 1.0),
-                callback=on_iteration,
-                # Run the iterations asked for: stop on the counts, not on scipy's tolerances, which
-                # are meant for losses of order one. Evaluations are capped at 1.25 per iteration,
-                # as neural-style does.
-                options={
-                    "maxiter": iterations,
-                    "maxfun": math.ceil(iterations * 1.25) + 1,
-                    "ftol": 0.0,
-                    "gtol": 0.0,
-                },
-            )
-        result.image = np.asarray(outcome.x, np.float32).reshape(objective.shape)
-        if len(result.records) < iterations and outcome.nfev < math.ceil(iterations * 1.25):
+            for i, stage in enumerate(stages):
+                left, since, switch = (
+                    iterations - len(result.records),
+                    len(result.records),
+                    i < len(stages) - 1,
+                )
+                if left <= 0 or result.evaluations >= most:
+                    break
+                try:
+                    outcome = minimize(
+                        stage_fun(stage),
+                        result.image.ravel().astype(np.float64),
+                        jac=True,
+                        method="L-BFGS-B",
+                        bounds=Bounds(0.0, 1.0),
+                        callback=on_iteration(since, switch),
+                        # Run the iterations asked for: stop on the counts, not on scipy's
+                        # tolerances, which are meant for losses of order one.
+                        options={
+                            "maxiter": left,
+                            "maxfun": most - result.evaluations + 1,
+                            "maxcor": HISTORY,
+                            "ftol": 0.0,
+                            "gtol": 0.0,
+                        },
+                    )
+                except _Switch:
+                    continue
+                result.image = np.asarray(outcome.x, np.float32).reshape(objective.shape)
+        if outcome is not None and len(result.records) < iterations and result.evaluations < most:
             result.status, result.message = Status.CONVERGED, str(outcome.message)
     except NonFinite as exc:
         result.status, result.message = Status.NONFINITE, f"{exc}; {NONFINITE_HINT}"

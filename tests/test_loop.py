@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nst_ort import contract
+from nst_ort import contract, loop
 from nst_ort.config import Status
 from nst_ort.imageio import from_nchw
 from nst_ort.loop import ADAM_BETAS, ADAM_EPS, AdamState, run_adam, run_lbfgs
@@ -150,3 +150,88 @@ def test_adam_state_follows_the_image_to_another_size():
     np.testing.assert_allclose(actual.m.mean(axis=(2, 3)), state.m.mean(axis=(2, 3)), atol=0.1)
     same = state.resized(8, 10)
     np.testing.assert_allclose(same.m, state.m, atol=1e-6)
+
+
+# --- L-BFGS's history and the bf16 -> float32 switch (loop.HISTORY, PRECISE_BELOW) -----------------
+
+
+class IllConditioned:
+    """L = c + Σ d_i (x_i - t_i)² with d spread over three decades: L-BFGS needs its history here.
+
+    The targets lie partly outside [0, 1], so the bounds are active too. `noise` > 0 makes it a
+    stand-in for bf16: loss and gradient off by a relative `noise` (deterministic in x).
+    """
+
+    shape = (1, 3, 6, 6)
+
+    def __init__(self, noise: float = 0.0, offset: float = 100.0):
+        rng = np.random.default_rng(1)
+        self.d = np.logspace(0, 3, int(np.prod(self.shape))).reshape(self.shape)
+        self.t = rng.uniform(-0.2, 1.2, self.shape)
+        self.noise, self.offset = noise, offset
+        self.images: list[np.ndarray] = []
+
+    def value_and_grad(self, image):
+        self.images.append(image.copy())
+        r = image.astype(np.float64) - self.t
+        loss, grad = self.offset + float((self.d * r * r).sum()), 2 * self.d * r
+        if self.noise:
+            rng = np.random.default_rng(abs(hash(image.tobytes())) % 2**32)
+            loss *= 1 + self.noise * 0.02 * rng.standard_normal()
+            grad = grad * (1 + self.noise * rng.standard_normal(grad.shape))
+        return dict(zip(contract.TERMS, (loss, loss, 0.0, 0.0), strict=True)), grad.astype(np.float32)
+
+
+def test_lbfgs_keeps_the_history_it_declares():
+    """The first iterations match scipy's L-BFGS-B with maxcor=HISTORY, step for step, and not
+    the default history of 10 (on this problem the two part after a dozen iterations)."""
+    from scipy.optimize import Bounds, minimize
+
+    start = np.full(IllConditioned.shape, 0.5, np.float32)
+    iterations = 25
+    ours = run_lbfgs(IllConditioned(), start, iterations)
+
+    def reference(history: int) -> np.ndarray:
+        problem = IllConditioned()
+
+        def fun(x):
+            terms, grad = problem.value_and_grad(x.astype(np.float32).reshape(problem.shape))
+            return terms[contract.LOSS], grad.ravel().astype(np.float64)
+
+        options = {"maxiter": iterations, "maxcor": history, "ftol": 0.0, "gtol": 0.0}
+        x0 = start.ravel().astype(np.float64)
+        outcome = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=Bounds(0, 1), options=options)
+        return outcome.x.reshape(problem.shape)
+
+    assert loop.HISTORY != 10
+    np.testing.assert_allclose(ours.image, reference(loop.HISTORY), atol=1e-6)
+    assert np.max(np.abs(reference(10) - reference(loop.HISTORY))) > 1e-4
+
+
+def test_a_bf16_objective_hands_over_to_its_precise_twin():
+    """Noisy (bf16-like) evaluations until the loss slows, then float32 ones, one record per
+    iteration throughout, every pixel in [0, 1], and the float32 minimum at the end."""
+    fast, precise = IllConditioned(noise=0.05), IllConditioned()
+    fast.precise = precise
+    start = np.full(IllConditioned.shape, 0.5, np.float32)
+
+    result = run_lbfgs(fast, start, 150)
+
+    assert result.status is Status.DONE and len(result.records) == 150
+    assert [r.step for r in result.records] == list(range(1, 151))
+    assert result.evaluations == len(fast.images) + len(precise.images)
+    assert len(fast.images) >= loop.PRECISE_WINDOW and len(precise.images) >= 10
+    switched = next(i for i, r in enumerate(result.records) if r.evaluations > len(fast.images))
+    losses = [r.terms[contract.LOSS] for r in result.records[:switched]]
+    assert (
+        losses[-1 - loop.PRECISE_WINDOW] - losses[-1] < loop.PRECISE_BELOW * loop.PRECISE_WINDOW * losses[-1]
+    )
+    assert all(0.0 <= image.min() and image.max() <= 1.0 for image in fast.images + precise.images)
+    desired = np.clip(precise.t, 0, 1)
+    np.testing.assert_allclose(result.image, desired, atol=1e-3)
+
+
+def test_an_objective_without_a_twin_runs_one_stage():
+    objective = IllConditioned(noise=0.05)
+    result = run_lbfgs(objective, np.full(IllConditioned.shape, 0.5, np.float32), 30)
+    assert result.evaluations == len(objective.images) and len(result.records) <= 30

@@ -14,14 +14,19 @@ How it is run, and why:
   the outputs are kept (the loss terms and image.grad, all the gradient graph has, are what the
   loop needs). Static shapes also let OpenVINO plan its memory once; compiling costs about 1 s at
   256 px and 4.5 s at 512 px, once per size.
+- No 0-D tensors (without_scalars): the provider leaves nodes with scalar outputs to the CPU
+  provider, and each one cut the graph into separately compiled pieces. Without them it compiles
+  the whole graph as one.
 - `INFERENCE_PRECISION_HINT` bf16: without it the provider runs float32, 1.13x slower than the
   CPU provider. `INFERENCE_NUM_THREADS` from `threads` (0: one per core), since OpenVINO would
-  otherwise pick its own count, beside ONNX Runtime's for the few nodes left to the CPU provider.
+  otherwise pick its own count.
 - Only the gradient is bf16: the targets come from the CPU provider in float32, computed once per
   pass (nst_ort.targets), so every pass aims at the same numbers as on the float32 backends.
 
 The evaluations then go through the ort-graph backend's GraphBackend (IOBinding, host Adam).
-What bf16's error does to each optimiser: benchmarks/README.md, "bf16".
+What bf16's error does to each optimiser (benchmarks/README.md, "bf16"): Adam keeps pace with
+float32 step for step and runs in bf16 throughout; L-BFGS keeps pace while the loss falls fast
+and then falls behind, so it finishes in float32 (Bf16Objective.precise, nst_ort.loop).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +45,7 @@ from onnx import helper, numpy_helper
 from nst_ort import contract
 from nst_ort.backends import Prepared
 from nst_ort.backends import ort as runtime
-from nst_ort.backends.graph import GraphBackend
+from nst_ort.backends.graph import GraphBackend, GraphGradient
 from nst_ort.config import LossSpec
 from nst_ort.errors import NstError
 from nst_ort.graphs import gradient_graph, target_shapes
@@ -178,12 +184,36 @@ class CompiledSession:
         return GraphBackend(self, vectors, self.shape)
 
 
+class Bf16Objective:
+    """bf16 evaluations (GraphBackend's interface, Adam's included), with a float32 twin.
+
+    `precise` is the same objective on the CPU provider in float32, built when first asked for:
+    L-BFGS finishes on it once bf16's rounding holds it back (nst_ort.loop.PRECISE_BELOW); Adam
+    never asks, it runs in bf16 to the end (benchmarks/README.md, "bf16").
+    """
+
+    def __init__(self, fast: GraphBackend, precise: Callable[[], GraphBackend]):
+        self._fast, self._make_precise, self._precise = fast, precise, None
+        self.shape = fast.shape
+
+    @property
+    def precise(self) -> GraphBackend:
+        if self._precise is None:
+            self._precise = self._make_precise()
+        return self._precise
+
+    def __getattr__(self, name: str):  # value_and_grad, and Adam's methods
+        return getattr(self._fast, name)
+
+
 class OpenVinoGradient:
-    """The openvino-bf16 backend of one engine: a compiled session per layer set and size, kept."""
+    """The openvino-bf16 backend of one engine: a compiled session per layer set and size, kept,
+    and the float32 sessions of their twins (one per layer set, any size, as ort-graph's)."""
 
     def __init__(self, model: onnx.ModelProto, threads: int):
         self.model, self.threads = model, threads
         self._sessions: dict[tuple[str, int, int], CompiledSession] = {}
+        self._float32 = GraphGradient(model, "cpu", threads)
 
     def prepare(self, spec: LossSpec, frozen: dict[str, np.ndarray], height: int, width: int) -> Prepared:
         start = time.perf_counter()
@@ -191,7 +221,10 @@ class OpenVinoGradient:
         built = key not in self._sessions
         if built:
             self._sessions[key] = CompiledSession(self.model, spec, height, width, self.threads)
-        objective = self._sessions[key].objective(frozen)
+        objective = Bf16Objective(
+            self._sessions[key].objective(frozen),
+            lambda: self._float32.prepare(spec, frozen, height, width).objective,
+        )
         if built:  # OpenVINO compiles at the first run: count it as building, not as the loop's
             objective.value_and_grad(np.zeros((1, 3, height, width), np.float32))
         return Prepared(objective, built, time.perf_counter() - start)

@@ -217,3 +217,19 @@ def test_both_optimisers_lower_the_loss(tiny, optimizer):
     assert result.status.value == "done" and len(losses) == 15
     assert min(losses) < 0.5 * losses[0]
     assert 0.0 <= result.image.min() and result.image.max() <= 1.0
+
+
+@needs_openvino
+def test_the_precise_twin_is_the_float32_objective(tiny):
+    """What L-BFGS finishes on (nst_ort.loop.PRECISE_BELOW): ort-graph's float32 numbers exactly."""
+    _, model, _ = tiny
+    spec = LossSpec(style_weight=1e5)
+    frozen, image = frozen_values(model, spec, 48, 64)
+    engine = Engine(tiny[0], "cpu", backend="openvino-bf16")
+    twin = engine.gradient.prepare(spec, frozen, 48, 64).objective.precise
+    terms, grad = twin.value_and_grad(image)
+    desired_terms, desired = GraphBackend(
+        GradientSession(model, spec, "cpu"), frozen, image.shape
+    ).value_and_grad(image)
+    assert terms == desired_terms
+    np.testing.assert_array_equal(grad, desired)
