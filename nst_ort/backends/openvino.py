@@ -23,7 +23,7 @@ How it is run, and why:
 - Only the gradient is bf16: the targets come from the CPU provider in float32, computed once per
   pass (nst_ort.targets), so every pass aims at the same numbers as on the float32 backends.
 
-The evaluations then go through the ort-graph backend's GraphBackend (IOBinding, host Adam).
+The evaluations then go through the ort-graph backend's GraphBackend (IOBinding); the loop on the host.
 What bf16's error does to each optimiser (benchmarks/README.md, "bf16"): Adam keeps pace with
 float32 step for step and runs in bf16 throughout; L-BFGS keeps pace while the loss falls fast
 and then falls behind, so it finishes in float32 (Bf16Objective.precise, nst_ort.loop).
@@ -87,15 +87,24 @@ def check_runtime(device: str) -> None:
     if runtime.ort is None:
         raise NstError(f"`backend` {NAME}: onnxruntime is not installed; {install_hint()}")
     runtime.require_ort()  # two ONNX Runtime packages in one environment: says which to remove
-    available = runtime.ort.get_available_providers()
+    check_provider(runtime.ort.get_available_providers())
+    check_cpu(device, cpu_flags())
+
+
+def check_provider(available: list[str]) -> None:
+    """Refuse an onnxruntime whose providers (`available`) lack OpenVINO's."""
     if PROVIDER not in available:
         raise NstError(
             f"`backend` {NAME}: this onnxruntime ({runtime.package_name()} {runtime.ort.__version__}) "
             f"has no OpenVINO execution provider; {install_hint()}"
         )
+
+
+def check_cpu(device: str, flags: set[str] | None) -> None:
+    """Refuse a device other than the CPU, and a CPU whose `flags` show no bf16 instructions
+    (None: unreadable, let OpenVINO decide)."""
     if device != "cpu":
         raise NstError(f"`backend` {NAME} runs on the CPU; use `device` cpu or auto")
-    flags = cpu_flags()
     if flags is not None and not flags & set(BF16_FLAGS):
         raise NstError(
             f"`backend` {NAME}: this CPU has no bf16 arithmetic ({' or '.join(BF16_FLAGS)}), where "
@@ -185,7 +194,7 @@ class CompiledSession:
 
 
 class Bf16Objective:
-    """bf16 evaluations (GraphBackend's interface, Adam's included), with a float32 twin.
+    """bf16 evaluations (the loop's Objective), with a float32 twin.
 
     `precise` is the same objective on the CPU provider in float32, built when first asked for:
     L-BFGS finishes on it once bf16's rounding holds it back (nst_ort.loop.PRECISE_BELOW); Adam
@@ -202,8 +211,8 @@ class Bf16Objective:
             self._precise = self._make_precise()
         return self._precise
 
-    def __getattr__(self, name: str):  # value_and_grad, and Adam's methods
-        return getattr(self._fast, name)
+    def value_and_grad(self, image: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
+        return self._fast.value_and_grad(image)
 
 
 class OpenVinoGradient:

@@ -8,6 +8,8 @@ extra, on a model exported beforehand: NST_ORT_TEST_MODEL, conftest.py).
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -65,16 +67,21 @@ def frozen_values(model, spec: LossSpec, height: int, width: int, seed: int = 0)
 # --- refusals: anywhere --------------------------------------------------------------------------
 
 
-def test_a_missing_provider_names_the_extra(tiny, monkeypatch):
-    if runtime.ort is None:
-        pytest.skip("no onnxruntime at all")
-    monkeypatch.setattr(runtime.ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+@pytest.mark.skipif(runtime.ort is None, reason="no onnxruntime at all")
+def test_a_provider_list_without_openvino_names_the_extra():
     with pytest.raises(NstError) as error:
-        Engine(tiny[0], "cpu", backend="openvino-bf16")
+        openvino.check_provider(["CPUExecutionProvider"])
     assert str(error.value) == (
         f"`backend` openvino-bf16: this onnxruntime ({runtime.package_name()} {runtime.ort.__version__}) "
         f"has no OpenVINO execution provider; {openvino.install_hint()}"
     )
+    openvino.check_provider([openvino.PROVIDER, "CPUExecutionProvider"])
+
+
+@pytest.mark.skipif(HAS_OPENVINO, reason="this onnxruntime has the OpenVINO provider")
+def test_an_engine_without_the_provider_is_refused(tiny):
+    with pytest.raises(NstError, match=r"^`backend` openvino-bf16: .*has no OpenVINO execution provider; "):
+        Engine(tiny[0], "cpu", backend="openvino-bf16")
 
 
 @pytest.mark.parametrize(
@@ -90,23 +97,37 @@ def test_the_install_hint_fits_the_python(monkeypatch, version, hint):
     assert openvino.install_hint().startswith(hint)
 
 
-def test_a_missing_onnxruntime_names_the_extra(monkeypatch):
-    monkeypatch.setattr(runtime, "ort", None)
-    with pytest.raises(NstError, match=r"^`backend` openvino-bf16: onnxruntime is not installed; pip "):
-        openvino.check_runtime("cpu")
+def test_a_missing_onnxruntime_is_one_line(tiny_model, make_image, tmp_path, cli_process):
+    """Where no onnxruntime is installed at all, the command line says so before any backend is
+    built (resolving the device needs it), and the backend's own check names its extra."""
+    out = tmp_path / "o.png"
+    result = cli_process(
+        "stylize", make_image(), make_image("s.png"), "-o", out, "--model", tiny_model,
+        "--backend", "openvino-bf16", "--size", 32, "--iterations", 1, hide=("onnxruntime",),
+    )  # fmt: skip
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: onnxruntime is not installed; ")
+    assert not out.exists()
+
+    check = (
+        "import sys; sys.modules['onnxruntime'] = None\n"
+        "from nst_ort.backends import openvino\n"
+        "try:\n    openvino.check_runtime('cpu')\nexcept Exception as exc:\n    print(exc)"
+    )
+    actual = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    desired = f"`backend` openvino-bf16: onnxruntime is not installed; {openvino.install_hint()}"
+    assert actual.stdout.strip() == desired
 
 
-def test_a_cpu_without_bf16_is_refused(monkeypatch):
-    if runtime.ort is None:
-        pytest.skip("no onnxruntime at all")
-    monkeypatch.setattr(runtime.ort, "get_available_providers", lambda: [openvino.PROVIDER])
-    monkeypatch.setattr(openvino, "cpu_flags", lambda: {"avx2", "avx512f"})
+def test_a_cpu_without_bf16_is_refused():
     with pytest.raises(NstError, match="this CPU has no bf16 arithmetic.*use that$"):
-        openvino.check_runtime("cpu")
-    monkeypatch.setattr(openvino, "cpu_flags", lambda: None)  # unreadable: let OpenVINO decide
-    openvino.check_runtime("cpu")
+        openvino.check_cpu("cpu", {"avx2", "avx512f"})
+    openvino.check_cpu("cpu", {"avx2", "avx512_bf16"})
+    openvino.check_cpu("cpu", {"amx_bf16"})
+    openvino.check_cpu("cpu", None)  # unreadable: let OpenVINO decide
     with pytest.raises(NstError, match="runs on the CPU; use `device` cpu or auto"):
-        openvino.check_runtime("cuda")
+        openvino.check_cpu("cuda", {"avx512_bf16"})
 
 
 def test_the_cli_names_the_option_and_the_fix(tiny_model, make_image, tmp_path, cli):
