@@ -38,6 +38,7 @@ class Contestant:
     evaluator: object  # .shape, .value_and_grad(image) -> (terms, gradient)
     optimise: Callable[[object, np.ndarray], None]  # runs until the objective raises Stop
     judge: Judge | None = None  # None: the evaluator's own loss is the judged one
+    setup: Callable[[], None] | None = None  # run in the contestant's thread first (thread counts)
     # (own clock seconds, raw loss, judged loss) per evaluation
     log: list[tuple[float, float, float]] = field(default_factory=list)
     error: BaseException | None = None
@@ -102,10 +103,22 @@ class _Runner:
         self.resumed = 0.0
 
     def value_and_grad(self, image: np.ndarray):
+        return self._evaluate(self.contestant.evaluator, image)
+
+    @property
+    def precise(self):
+        """The evaluator's float32 twin (a bf16 objective's, nst_ort.loop.PRECISE_BELOW), on the
+        same clock and turns: run_lbfgs finds it here as it would on the evaluator."""
+        twin = getattr(self.contestant.evaluator, "precise", None)
+        if twin is None:
+            raise AttributeError("precise")
+        return _Twin(self, twin)
+
+    def _evaluate(self, evaluator, image: np.ndarray):
         c = self.contestant
         if self.should_stop(c):
             raise Stop
-        terms, grad = c.evaluator.value_and_grad(image)
+        terms, grad = evaluator.value_and_grad(image)
         self.clock += time.perf_counter() - self.resumed
         raw = terms[contract.LOSS]
         judged = raw if c.judge is None else c.judge(image)
@@ -118,8 +131,15 @@ class _Runner:
     def run(self, start: np.ndarray) -> None:
         c = self.contestant
         self.turns.wait(c.name)
-        self.resumed = time.perf_counter()
         try:
+            # Off the clock, in this thread: settings and thread pools that are per calling thread
+            # (torch's OpenMP), first-run allocations, compilation.
+            if c.setup is not None:
+                c.setup()
+            c.evaluator.value_and_grad(start)
+            if getattr(c.evaluator, "precise", None) is not None:
+                c.evaluator.precise.value_and_grad(start)
+            self.resumed = time.perf_counter()
             c.optimise(self, start.copy())
         except Stop:
             pass
@@ -127,6 +147,14 @@ class _Runner:
             c.error = exc
         finally:
             self.turns.done(c.name)
+
+
+class _Twin:
+    def __init__(self, runner: _Runner, evaluator):
+        self.runner, self.evaluator, self.shape = runner, evaluator, runner.shape
+
+    def value_and_grad(self, image: np.ndarray):
+        return self.runner._evaluate(self.evaluator, image)
 
 
 def run_race(
