@@ -213,13 +213,17 @@ def test_the_provider_compiles_the_graph_whole(tiny, tmp_path):
 @needs_openvino
 @needs_bf16
 def test_one_compiled_session_per_size(tiny):
+    """A pass at the size of the last reuses its session; another size compiles anew, and
+    replaces it (a compiled session holds buffers for its size)."""
     _, model, info = tiny
     engine = Engine(tiny[0], "cpu", backend="openvino-bf16")
     spec = LossSpec()
-    first = engine.gradient.prepare(spec, frozen_values(model, spec, 48, 64)[0], 48, 64)
-    again = engine.gradient.prepare(spec, frozen_values(model, spec, 48, 64, seed=1)[0], 48, 64)
-    other = engine.gradient.prepare(spec, frozen_values(model, spec, 40, 64)[0], 40, 64)
-    assert (first.built, again.built, other.built) == (True, False, True)
+    sizes = [(48, 64), (48, 64), (40, 64), (48, 64)]
+    built = [
+        engine.gradient.prepare(spec, frozen_values(model, spec, h, w, seed=i)[0], h, w).built
+        for i, (h, w) in enumerate(sizes)
+    ]
+    assert built == [True, False, True, True]
 
 
 @needs_openvino
