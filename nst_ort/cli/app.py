@@ -51,7 +51,10 @@ app.command("run-bundle")(bundle.run_bundle_command)
 
 
 def _print_error(message: str) -> None:
-    err.print(f"error: {message}", highlight=False, markup=False, soft_wrap=True)
+    # Messages quote what the user typed; a control or line-separator character in it (e.g.
+    # U+0085) would break the one-line promise, so such characters are shown escaped.
+    line = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in message)
+    err.print(f"error: {line}", highlight=False, markup=False, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,6 +33,18 @@ def test_non_finite_options_are_refused(tiny_model, make_image, tmp_path, comman
     assert not output.exists()
 
 
+@pytest.mark.parametrize("typed", ["x\x85", "x\ny", "x\u2028y"])
+def test_an_error_quoting_a_line_break_stays_one_line(tiny_model, make_image, tmp_path, cli, typed):
+    result = cli(
+        "stylize", make_image(), make_image("s.png"), "-o", tmp_path / "o.png", "--model", tiny_model,
+        "--style-blend", typed, "--size", "32", "--iterations", "1",
+    )  # fmt: skip
+    assert result.exit_code == 2
+    actual = result.stderr.strip().splitlines()
+    desired = f"error: --style-blend: expected comma-separated numbers, got '{ascii(typed)[1:-1]}'"
+    assert actual == [desired]
+
+
 def test_a_mistyped_option_is_a_usage_error(cli):
     result = cli("stylize", "--sise", "64")
     assert result.exit_code == 2
