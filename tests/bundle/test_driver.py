@@ -120,10 +120,13 @@ def test_javascript_driver_agrees_with_the_python_driver(bundle, python_output, 
     # float images after 8 steps differ by at most 1.1e-6 (mean 4e-8), so rounding to 8 bits may
     # put a value lying that close to a half level one level apart. The difference grows with the
     # steps (0.0055 after 20: Adam's normalised step amplifies it where a gradient is near zero),
-    # which is why the test compares few steps.
+    # which is why the test compares few steps. With the normalised loss (small gradients, so
+    # Adam's normalised step amplifies those differences more) 1.8% of the values came out one
+    # level apart after 8 steps, none further: the claim is the one-level bound, the share only
+    # guards against a driver that differs everywhere.
     difference = np.abs(actual - desired)
     assert difference.max() <= 1
-    assert (difference > 0).mean() < 0.01
+    assert (difference > 0).mean() < 0.05
 
 
 @requires_node
