@@ -28,28 +28,21 @@ OVERHEAD_BAR = 0.05
 
 
 class Clocked:
-    """Stands in for an ORT object: `timed` (a method name) is timed, the rest passed through."""
+    """Stands in for an ORT Module: its calls (forward + backward) are timed, the rest passed through."""
 
-    def __init__(self, target, timed: str):
+    def __init__(self, target):
         self._target = target
-        self._timed = timed
         self.seconds = 0.0
 
-    def _run(self, method, *args, **kwargs):
+    def __call__(self, *args, **kwargs):
         start = time.perf_counter()
         try:
-            return method(*args, **kwargs)
+            return self._target(*args, **kwargs)
         finally:
             self.seconds += time.perf_counter() - start
 
-    def __call__(self, *args, **kwargs):  # Module() runs forward + backward
-        return self._run(self._target, *args, **kwargs)
-
     def __getattr__(self, name):
-        attribute = getattr(self._target, name)
-        if name != self._timed:
-            return attribute
-        return lambda *args, **kwargs: self._run(attribute, *args, **kwargs)
+        return getattr(self._target, name)
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
@@ -69,7 +62,7 @@ def test_optimisation_step(benchmark, optimizer, size, cases, settings):
     # Private attributes on purpose: the split needs the ORT calls themselves, and a rename in
     # training.py fails here loudly rather than measuring the wrong thing. Adam's update runs on
     # the host (nst_ort.loop.run_adam) for every backend, so it counts as loop overhead.
-    backend._module = module = Clocked(backend._module, "__call__")
+    backend._module = module = Clocked(backend._module)
     rounds: list[dict[str, float]] = []
 
     def timed_round():
