@@ -59,16 +59,34 @@ PYTHONS = ((3, 11), (3, 13))  # onnxruntime-openvino 1.24.1 has wheels for these
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
-def cpu_flags() -> set[str] | None:
-    """The CPU's feature flags (Linux), or None where they cannot be read."""
+def cpuinfo(field: str) -> str | None:
+    """The first `field` of /proc/cpuinfo (Linux), or None where it cannot be read."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return None
     for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
+        if line.split(":", 1)[0].strip() == field:
+            return line.split(":", 1)[1].strip()
     return None
+
+
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags (Linux), or None where they cannot be read."""
+    flags = cpuinfo("flags")
+    return None if flags is None else set(flags.split())
+
+
+def fast_bf16(flags: set[str] | None, vendor: str | None) -> bool:
+    """Whether bf16 runs faster than float32 on a CPU with these `flags` and this vendor_id.
+
+    Measured per evaluation against ort-graph (benchmarks/README.md, "bf16"): 0.65x on an AMD
+    Zen 5 with AVX-512 BF16, 1.8x on an Intel Emerald Rapids whose AMX the hypervisor hides. Intel
+    cores issue VDPBF16PS on one port, no more arithmetic per cycle than float32 FMAs on two, and
+    the conversions to bf16 come on top; AMD's issue it on two pipes. Intel's bf16 pays with AMX.
+    """
+    flags = flags or set()
+    return "amx_bf16" in flags or ("avx512_bf16" in flags and vendor == "AuthenticAMD")
 
 
 def install_hint() -> str:
@@ -101,16 +119,29 @@ def check_provider(available: list[str]) -> None:
         )
 
 
-def check_cpu(device: str, flags: set[str] | None) -> None:
+def check_cpu(device: str, flags: set[str] | None, name: str = NAME) -> None:
     """Refuse a device other than the CPU, and a CPU whose `flags` show no bf16 instructions
-    (None: unreadable, let OpenVINO decide)."""
+    (None: unreadable, let OpenVINO decide); `name` is the backend refused."""
     if device != "cpu":
-        raise NstError(f"`backend` {NAME} runs on the CPU; use `device` cpu or auto")
+        raise NstError(f"`backend` {name} runs on the CPU; use `device` cpu or auto")
     if flags is not None and not flags & set(BF16_FLAGS):
         raise NstError(
-            f"`backend` {NAME}: this CPU has no bf16 arithmetic ({' or '.join(BF16_FLAGS)}), where "
+            f"`backend` {name}: this CPU has no bf16 arithmetic ({' or '.join(BF16_FLAGS)}), where "
             "OpenVINO would run float32 more slowly than `backend` ort-graph; use that"
         )
+
+
+def bf16_pays(device: str) -> bool:
+    """Whether `device` is a CPU where bf16 is known to beat float32 (fast_bf16): what `backend`
+    auto asks before it picks a bf16 backend."""
+    return device == "cpu" and fast_bf16(cpu_flags(), cpuinfo("vendor_id"))
+
+
+def usable(device: str) -> bool:
+    """Whether `backend` auto may pick this backend: the provider is there and bf16 pays."""
+    if runtime.ort is None or len(runtime.installed_packages()) > 1 or not bf16_pays(device):
+        return False
+    return PROVIDER in runtime.ort.get_available_providers()
 
 
 def without_scalars(graph: onnx.GraphProto) -> None:
@@ -164,13 +195,17 @@ def static_graph(model: onnx.ModelProto, spec: LossSpec, height: int, width: int
     return graph
 
 
-def provider_options(threads: int) -> dict[str, str]:
-    config = {
-        "INFERENCE_PRECISION_HINT": "bf16",
+def cpu_config(threads: int, precision: str = "bf16") -> dict[str, str]:
+    """OpenVINO's CPU plugin settings, through the provider or OpenVINO Runtime (openvino_runtime.py)."""
+    return {
+        "INFERENCE_PRECISION_HINT": precision,
         "INFERENCE_NUM_THREADS": str(threads or len(os.sched_getaffinity(0))),
         "PERFORMANCE_HINT": "LATENCY",
     }
-    return {"device_type": "CPU", "load_config": json.dumps({"CPU": config})}
+
+
+def provider_options(threads: int) -> dict[str, str]:
+    return {"device_type": "CPU", "load_config": json.dumps({"CPU": cpu_config(threads)})}
 
 
 class CompiledSession:
@@ -217,16 +252,18 @@ class Bf16Objective:
 
 
 class OpenVinoGradient:
-    """The openvino-bf16 backend of one engine: per layer set, the compiled session of the size
-    last asked for, and the float32 session of the twins (any size, as ort-graph's).
+    """The openvino-bf16 and ov-bf16 backends of one engine: per layer set, the compiled session
+    of the size last asked for, and the float32 session of the twins (any size, as ort-graph's).
 
     Only the last size is kept: a compiled session holds its buffers for its size (measured with
     the default loss: 0.5 GB at 512x384 px, and 2.1 GB of RSS with all five of the coarse-to-fine
     ladder kept), and runs go from size to size without coming back, while a sweep stays at one.
     """
 
-    def __init__(self, model: onnx.ModelProto, threads: int):
-        self.model, self.threads = model, threads
+    def __init__(self, model: onnx.ModelProto, threads: int, compile: Callable = CompiledSession):
+        # compile(model, spec, height, width, threads): a session with `objective(frozen)`; the
+        # ov-bf16 backend passes its own (openvino_runtime.py).
+        self.model, self.threads, self.compile = model, threads, compile
         self._sessions: dict[str, tuple[tuple[int, int], CompiledSession]] = {}
         self._float32 = GraphGradient(model, "cpu", threads)
 
@@ -237,7 +274,7 @@ class OpenVinoGradient:
         built = kept is None or kept[0] != (height, width)
         if built:
             self._sessions.pop(layers, None)  # its buffers go before the next size's are made
-            session = CompiledSession(self.model, spec, height, width, self.threads)
+            session = self.compile(self.model, spec, height, width, self.threads)
             self._sessions[layers] = ((height, width), session)
         session = self._sessions[layers][1]
         objective = Bf16Objective(
