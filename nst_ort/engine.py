@@ -57,10 +57,12 @@ class Engine:
         cache_root: Path | None = None,
         backend: str = backends.DEFAULT,
     ):
-        factory = backends.factory(backend)
-        self.backend = backend
+        backends.check_name(backend)  # a wrong name fails before the model loads
         self.model, self.info = load_model(model_path or paths.default_model_path())
         self.device = resolve_device(Device(device).value)
+        # The backend that runs (auto resolved for the device): what the report records.
+        self.backend = backends.resolve(backend, self.device)
+        factory = backends.factory(self.backend)
         self.threads = threads
         self.cache_root = cache_root or paths.artifacts_dir()
         self.gradient = factory(self.model, self.info, self.device, threads, self.cache_root)

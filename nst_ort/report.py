@@ -39,6 +39,8 @@ def versions() -> dict[str, str]:
         "onnxruntime-training",
         "onnxruntime-gpu",
         "onnxruntime",
+        "onnxruntime-openvino",
+        "openvino",
         "onnx",
         "numpy",
         "scipy",
@@ -63,7 +65,7 @@ def record_dict(record: StepRecord, wall_start: float) -> dict:
 class Report:
     """Accumulates what a run did; `to_dict()` is the JSON written by --report."""
 
-    def __init__(self, config, model_info, device: str, inputs: dict):
+    def __init__(self, config, model_info, device: str, inputs: dict, backend: str | None = None):
         self.started = time.time()
         self.data: dict = {
             "status": Status.RUNNING,
@@ -71,6 +73,8 @@ class Report:
             "inputs": plain(inputs),
             "model": model_info.as_dict(),
             "device": device,
+            # The backend that ran: config.backend may be auto (backends.resolve).
+            "backend": backend or config.backend,
             "versions": versions(),
             "passes": [],
             "iterations": [],

@@ -60,9 +60,10 @@ class Run:
         return fit_longest(*self.frame, self.config.size)
 
     def report(self, inputs: dict | None = None) -> Report:
-        """A report of this run: config, model, device, and the inputs (`inputs` or the sources)."""
+        """A report of this run: config, model, device, backend, and the inputs (`inputs` or the sources)."""
         described = {**(self.sources if inputs is None else inputs), "size": list(self.size)}
-        return Report(self.config, self.engine.model_info, self.engine.device, described)
+        engine = self.engine
+        return Report(self.config, engine.model_info, engine.device, described, engine.backend)
 
 
 def prepare(

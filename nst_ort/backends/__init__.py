@@ -12,7 +12,13 @@ installed to use another.
 
 - ort-graph (graph.py): the export's gradient graph in a plain InferenceSession, any size.
 - ort-training (training.py): onnxruntime-training's on-device API, artifacts per size (artifacts.py).
-- openvino-bf16 (openvino.py): ort-graph's graph compiled per size by OpenVINO, bf16 arithmetic.
+- openvino-bf16 (openvino.py): ort-graph's graph compiled per size by OpenVINO, bf16 arithmetic,
+  through ONNX Runtime's OpenVINO execution provider (onnxruntime-openvino, an environment of its own).
+- ov-bf16 (openvino_runtime.py): the same through OpenVINO Runtime (the openvino package, beside
+  any ONNX Runtime).
+
+`auto`, the default, stands for the fastest of them that can run here (resolve): the engine
+resolves it once the device is known, and the report records what it resolved to.
 
 ort.py (the ONNX Runtime import, devices, session options), cuda.py (its CUDA libraries) and
 rewrites.py (faster forms of onnxruntime-training's gradient graph) serve them.
@@ -35,15 +41,22 @@ if TYPE_CHECKING:  # annotations only: the registry imports no backend and no ru
     from nst_ort.loop import Objective
     from nst_ort.model import ModelInfo
 
-# name -> the module whose `create` makes it; the first is the default.
+# name -> the module whose `create` makes it.
 BACKENDS = {
     # Faster on CPU (benchmarks/README.md) and needs no training build of ONNX Runtime.
     "ort-graph": "nst_ort.backends.graph",
     "ort-training": "nst_ort.backends.training",
-    # The ort-graph graph in bf16 through OpenVINO (the `openvino` extra): faster, less exact.
+    # The ort-graph graph in bf16 through ONNX Runtime's OpenVINO provider (the `openvino` extra).
     "openvino-bf16": "nst_ort.backends.openvino",
+    # The same in bf16 through OpenVINO Runtime (the `cpu` extra installs it on Linux x86-64).
+    "ov-bf16": "nst_ort.backends.openvino_runtime",
 }
-DEFAULT = next(iter(BACKENDS))
+# `auto` (the default) is the first of these whose module's `usable(device)` says it can run
+# here: bf16 where the CPU has bf16 instructions and a runtime for it is installed (about 0.6x
+# ort-graph's time per evaluation, benchmarks/README.md, "bf16"), float32 ort-graph elsewhere.
+AUTO = "auto"
+AUTO_ORDER = ("ov-bf16", "openvino-bf16", "ort-graph")
+DEFAULT = AUTO
 
 
 @dataclass(frozen=True)
@@ -68,18 +81,33 @@ class Factory(Protocol):
 
 
 def check_name(name: str) -> str:
-    """`name` if it is a registered backend; otherwise an NstError naming the config field."""
-    if name not in BACKENDS:
-        raise NstError(f"`backend` {name}: not one of {', '.join(BACKENDS)}")
+    """`name` if it is auto or a registered backend; otherwise an NstError naming the config field."""
+    if name != AUTO and name not in BACKENDS:
+        raise NstError(f"`backend` {name}: not one of {AUTO}, {', '.join(BACKENDS)}")
     return name
 
 
+def resolve(name: str, device: str) -> str:
+    """The backend `name` stands for on a resolved device ('cpu' or 'cuda'): itself, or for
+    auto the first of AUTO_ORDER that can run there."""
+    if check_name(name) != AUTO:
+        return name
+    for candidate in AUTO_ORDER:
+        usable = getattr(importlib.import_module(BACKENDS[candidate]), "usable", None)
+        if usable is None or usable(device):
+            return candidate
+    return AUTO_ORDER[-1]
+
+
 def factory(name: str) -> Factory:
-    return importlib.import_module(BACKENDS[check_name(name)]).create
+    """The named backend's `create` (not auto: resolve it first)."""
+    if check_name(name) == AUTO:
+        raise ValueError("resolve `backend` auto for a device first (backends.resolve)")
+    return importlib.import_module(BACKENDS[name]).create
 
 
 def create(
     name: str, model: onnx.ModelProto, info: ModelInfo, device: str, threads: int, cache_root: Path
 ) -> Gradient:
-    """The named backend for a loaded model on a resolved device ('cpu' or 'cuda')."""
-    return factory(name)(model, info, device, threads, cache_root)
+    """The named backend (auto resolved) for a loaded model on a resolved device ('cpu' or 'cuda')."""
+    return factory(resolve(name, device))(model, info, device, threads, cache_root)

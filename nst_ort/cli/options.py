@@ -120,9 +120,11 @@ ThreadsOption = Annotated[int, typer.Option(help="CPU threads; 0 = one per core.
 BackendOption = Annotated[
     str,
     typer.Option(
-        help=f"Where the gradient comes from: {', '.join(backends.BACKENDS)} (ort-graph: the "
-        "export's gradient graph, any onnxruntime; ort-training: onnxruntime-training; "
-        "openvino-bf16: that graph in bf16 arithmetic, faster and less exact, with nst-ort[openvino])."
+        help=f"Where the gradient comes from: {backends.AUTO}, {', '.join(backends.BACKENDS)} (auto: "
+        "ov-bf16 on CPUs where bf16 beats float32 with OpenVINO installed, else ort-graph; "
+        "ort-graph: the export's gradient graph, any onnxruntime; ort-training: onnxruntime-training; "
+        "ov-bf16: that graph in bf16 through OpenVINO, faster there and less exact; openvino-bf16: "
+        "the same through onnxruntime-openvino, nst-ort[openvino])."
     ),
 ]
 SaveEveryOption = Annotated[

@@ -72,7 +72,8 @@ def _reconstruct(
     run = reconstruct.prepare_reconstruction(image, kind, config, engine)
     if not quiet:
         err.print(
-            f"device: {engine.device}; model: {engine.model_info.path} ({engine.model_info.weights}); "
+            f"device: {engine.device}; backend: {engine.backend}; model: {engine.model_info.path} "
+            f"({engine.model_info.weights}); "
             f"{kind.value} loss alone on {', '.join(chosen)}",
             highlight=False,
         )

@@ -139,7 +139,8 @@ def run_stylize(
     if not quiet:
         info = engine.model_info
         err.print(
-            f"device: {engine.device}; model: {info.path} ({info.arch.value}, {info.weights})",
+            f"device: {engine.device}; backend: {engine.backend}; model: {info.path} "
+            f"({info.arch.value}, {info.weights})",
             highlight=False,
         )
     interrupt_on_sigterm()

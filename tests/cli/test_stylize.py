@@ -183,7 +183,7 @@ def test_overflowing_weights_exit_1_and_keep_the_image(tiny_model, make_image, t
         (("--scales", "a"), "error: --scales: expected comma-separated whole numbers, got 'a'"),
         (("--size", 8), "error: --size 8 is too small; at least 16 px"),
         (("--init", "nope"), "error: --init nope: not noise, content, style or an image file"),
-        (("--backend", "nope"), "error: --backend nope: not one of ort-graph, ort-training"),
+        (("--backend", "nope"), "error: --backend nope: not one of auto, ort-graph, ort-training"),
     ],
 )
 def test_bad_options_name_the_option(tiny_model, make_image, tmp_path, cli, args, message):
