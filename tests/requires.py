@@ -18,6 +18,9 @@ from nst_ort.backends.ort import has_training
 TRAINING = "needs onnxruntime-training (the cpu extra on Python <= 3.12)"
 TORCH = "needs torch (the export extra)"
 RAY = "needs Ray (the ray extra)"  # the cluster tests: conftest.py's ray_env
+# The ov-bf16 backend's numbers (tests/backends/test_openvino_runtime.py): the cpu extra installs
+# openvino on Linux x86-64 only.
+OPENVINO = "needs openvino (the cpu extra on Linux x86-64)"
 
 needs_training = pytest.mark.skipif(not has_training(), reason=TRAINING)
 needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason=TORCH)

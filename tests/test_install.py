@@ -78,7 +78,7 @@ def test_the_training_build_where_it_has_wheels(python, platform):
     """onnxruntime-training 1.19.2, the last release: the CPU build for Python <= 3.12, the GPU
     build (CUDA 11.8, with the nvidia-*-cu11 libraries) for Python <= 3.11 on Linux x86-64."""
     old = tuple(map(int, python.split("."))) <= (3, 12)
-    cpu = installed(("cpu",), python, platform)
+    cpu = [name for name in installed(("cpu",), python, platform) if name != "openvino"]
     assert cpu == (["onnxruntime-training-cpu"] if old else ["onnxruntime"])
 
     gpu_wheels = platform == "linux-x86_64" and tuple(map(int, python.split("."))) <= (3, 11)
@@ -94,3 +94,16 @@ def test_the_training_build_where_it_has_wheels(python, platform):
 def test_the_gpu_build_brings_its_cuda_libraries():
     (gpu,) = [Requirement(r) for r in EXTRAS["cuda"] if Requirement(r).name == "onnxruntime-gpu"]
     assert gpu.extras == {"cuda", "cudnn"}
+
+
+@pytest.mark.parametrize("platform", list(PLATFORMS))
+@pytest.mark.parametrize("python", PYTHONS)
+def test_openvino_where_bf16_can_pay(python, platform):
+    """The cpu extra brings OpenVINO Runtime (the ov-bf16 backend, `--backend auto`'s bf16) on
+    Linux x86-64, where its wheels are (Python 3.10-3.14) and the CPU's bf16 can be read; the
+    cuda and ort extras never, nor any elsewhere. It is no ONNX Runtime (it installs no module
+    `onnxruntime`), so the one-runtime rule above holds with it."""
+    wheels = platform == "linux-x86_64" and tuple(map(int, python.split("."))) <= (3, 14)
+    assert ("openvino" in installed(("cpu",), python, platform)) is wheels
+    assert "openvino" not in installed(("cuda",), python, platform) + installed(("ort",), python, platform)
+    assert "openvino" not in RUNTIMES
