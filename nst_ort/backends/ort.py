@@ -130,12 +130,12 @@ def require_training():
     if sys.version_info[:2] > LAST_TRAINING_PYTHON:
         raise NstError(
             f"{this}, and onnxruntime-training has no wheels for Python "
-            f"{sys.version_info.major}.{sys.version_info.minor}: use the ort-graph backend (the default), "
+            f"{sys.version_info.major}.{sys.version_info.minor}: use the ort-graph backend, "
             "or Python 3.10-3.12 with 'nst-ort[cpu]'"
         )
     raise NstError(
         f"{this}: pip uninstall -y {package_name()}, then pip install 'nst-ort[cpu]' "
-        "(onnxruntime-training-cpu 1.19.2); or use the ort-graph backend (the default)"
+        "(onnxruntime-training-cpu 1.19.2); or use the ort-graph backend"
     )
 
 
