@@ -209,6 +209,32 @@ register(
     )
 )
 
+
+# The same graph and precision through OpenVINO Runtime (the `openvino` package, which the cpu
+# extra installs on Linux x86-64 beside onnxruntime): the same numbers as openvino-bf16-cpu.
+def _ov_unavailable() -> str | None:
+    from nst_ort.backends import openvino, openvino_runtime
+    from nst_ort.errors import NstError
+
+    try:
+        openvino.check_cpu("cpu", openvino.cpu_flags(), openvino_runtime.NAME)
+        openvino_runtime.require_openvino()
+    except NstError as exc:
+        return str(exc).removeprefix(f"`backend` {openvino_runtime.NAME}: ")
+    return None
+
+
+def _ov_backend(case: Case):
+    from nst_ort.backends.openvino_runtime import CompiledModel
+    from nst_ort.model import load_model
+
+    model, _ = load_model(case.model)
+    _, values = case.load_inputs()
+    return CompiledModel(model, SPEC, case.size, case.size, case.threads).objective(values)
+
+
+register(Backend("ov-bf16-cpu", "cpu", _ov_unavailable, _ov_backend, loss_rtol=1e-2, gradient_rtol=0.2))
+
 REFERENCE = "torch-cpu"  # what the others are timed and checked against
 
 
