@@ -2,6 +2,7 @@
 
 `pytest benchmarks/` times 128 and 256 px; `--bench-512` adds 512 px (marked `large`);
 `--bench-quick` shrinks everything to 32 px and one round, for CI with `--benchmark-disable`.
+The `--ttp-*` options belong to test_time_to_picture.py.
 """
 
 from __future__ import annotations
@@ -54,6 +55,31 @@ def pytest_addoption(parser):
     group.addoption("--ttq-size", type=int, default=256, help="time-to-quality image size (default 256)")
     group.addoption(
         "--ttq-limit", type=float, default=1.5, help="time to quality: give up at this × torch's time (1.5)"
+    )
+    group.addoption(
+        "--ttp-size",
+        type=int,
+        default=None,
+        help="time to a finished picture: run it at this size (--bench-512: 512; else skipped)",
+    )
+    group.addoption(
+        "--ttp-run",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="time to a finished picture: one more run, StylizeConfig() with these fields, e.g. "
+        "short='{\"scale_iterations\": [150, 75, 75, 75, 75]}' (repeatable)",
+    )
+    group.addoption(
+        "--ttp-backends",
+        default="",
+        help="time to a finished picture: the new default once more on each of these backends",
+    )
+    group.addoption(
+        "--ttp-output",
+        type=Path,
+        default=None,
+        help="time to a finished picture: folder for its pictures and tables (default: a temporary one)",
     )
     group.addoption(
         "--bench-quick",
