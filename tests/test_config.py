@@ -92,7 +92,10 @@ def test_config_round_trips_through_its_report_form(tmp_path):
         ({"lr": -0.1}, "`lr` -0.1: must not be negative"),
         ({"style_scale": 0.0}, "`style_scale` 0.0: must be positive"),
         ({"threads": -1}, "`threads` -1: 0 (one per core) or more"),
-        ({"backend": "nope"}, "`backend` nope: not one of auto, ort-graph, ort-training, openvino-bf16, ov-bf16"),
+        (
+            {"backend": "nope"},
+            "`backend` nope: not one of auto, ort-graph, ort-training, openvino-bf16, ov-bf16",
+        ),
         ({"init": Path("/no/such.png")}, "`init` /no/such.png: not noise, content, style or an image file"),
         ({"scales": (64, 32)}, "`scales` must increase, e.g. 256,512"),
         ({"size": 64, "scales": (32, 128)}, "`scales` 128 is larger than `size` 64"),
