@@ -23,9 +23,9 @@ from nst_ort.loop import AdamState, Callback
 from nst_ort.report import Report
 from nst_ort.run import Run
 
-# The first pass gets this many shares of `iterations`, every later pass one: the first builds
-# the picture's composition from its start, the later ones add detail to an upsampled result
-# (style-transfer-pytorch gives its first scale twice the iterations of each later one).
+# The first pass gets this many shares of `iterations`: it builds the picture's composition from
+# its start, the later ones add detail to an upsampled result (style-transfer-pytorch gives its
+# first scale twice the iterations of each later one).
 FIRST_SHARES = 2
 
 
@@ -49,17 +49,28 @@ class PassesResult:
 PassCallback = Callable[[Pass], None]
 
 
-def default_iterations(count: int, iterations: int) -> tuple[int, ...]:
-    """`iterations` split over `count` passes: FIRST_SHARES shares to the first, one to each
-    other, at least one each; the first takes what rounding leaves."""
-    later = max(1, round(iterations / (count - 1 + FIRST_SHARES))) if count > 1 else 0
-    return (max(1, iterations - later * (count - 1)),) + (later,) * (count - 1)
+def default_iterations(sizes: list[int], iterations: int) -> tuple[int, ...]:
+    """`iterations` split over passes of these longest sides: FIRST_SHARES shares to the first,
+    and to each later one a share that shrinks as its pixels grow (one share for the second, a
+    quarter for a pass of twice its side), so that every later pass takes about the same time.
+
+    An evaluation costs in proportion to the pixels, and the picture is composed by the time the
+    larger passes start: on the √2 ladder (128 … 512 px) the previous default's 150 steps at
+    each of the last two sizes took three quarters of the time, and halving each pass's steps from
+    one size to the next gave pictures that looked the same (docs/quality.md, "Schedule"). At least
+    one iteration each; the first takes what rounding leaves.
+    """
+    if len(sizes) == 1:
+        return (iterations,)
+    shares = [FIRST_SHARES] + [(sizes[1] / size) ** 2 for size in sizes[1:]]
+    later = [max(1, round(iterations * share / sum(shares))) for share in shares[1:]]
+    return (max(1, iterations - sum(later)), *later)
 
 
 def plan(config: StylizeConfig) -> list[Pass]:
     """The passes a validated `config` asks for (config.validate checks scales and counts)."""
     sizes = pass_sizes(config)
-    counts = config.scale_iterations or default_iterations(len(sizes), config.iterations)
+    counts = config.scale_iterations or default_iterations(sizes, config.iterations)
     return [Pass(i, len(sizes), size, n) for i, (size, n) in enumerate(zip(sizes, counts, strict=True))]
 
 

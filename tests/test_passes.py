@@ -17,7 +17,7 @@ from nst_ort.passes import Pass, default_iterations, plan
         (None, 64, 50, None, [Pass(0, 1, 64, 50)]),
         ((32,), 64, 50, None, [Pass(0, 2, 32, 33), Pass(1, 2, 64, 17)]),
         ((32, 64), 64, 50, None, [Pass(0, 2, 32, 33), Pass(1, 2, 64, 17)]),
-        ((16, 32), 64, 500, None, [Pass(0, 3, 16, 250), Pass(1, 3, 32, 125), Pass(2, 3, 64, 125)]),
+        ((16, 32), 64, 500, None, [Pass(0, 3, 16, 308), Pass(1, 3, 32, 154), Pass(2, 3, 64, 38)]),
         ((32,), 64, 50, (7, 3), [Pass(0, 2, 32, 7), Pass(1, 2, 64, 3)]),
     ],
 )
@@ -49,12 +49,18 @@ def test_explicit_scales_replace_the_ladder():
     assert [p.size for p in plan(config)] == [200, 512]
 
 
-def test_default_iterations_give_the_first_pass_two_shares():
-    assert default_iterations(5, 900) == (300, 150, 150, 150, 150)
-    assert default_iterations(2, 500) == (333, 167)
-    assert default_iterations(1, 300) == (300,)
-    assert default_iterations(3, 3) == (1, 1, 1)
-    assert sum(default_iterations(4, 1001)) == 1001
+def test_default_iterations_give_every_later_pass_about_the_same_time():
+    ladder = [128, 181, 256, 362, 512]
+    actual = default_iterations(ladder, 600)
+    assert actual == (310, 155, 77, 39, 19)
+    # Steps times pixels: each later pass within rounding of the second's, the first twice that.
+    seconds = [n * size**2 for n, size in zip(actual, ladder, strict=True)]
+    assert all(abs(s / seconds[1] - 1) < 0.1 for s in seconds[2:])
+    assert abs(seconds[0] / seconds[1] - 1) < 0.1  # twice the steps at half the pixels
+    assert default_iterations([256, 512], 500) == (333, 167)  # the first two passes: 2 : 1
+    assert default_iterations([300], 300) == (300,)
+    assert default_iterations([16, 32, 64], 3) == (1, 1, 1)
+    assert sum(default_iterations([100, 141, 200, 283], 1001)) == 1001
 
 
 def test_coarse_to_fine_run(tiny_model, make_image):
