@@ -17,7 +17,7 @@ from export.gradient import (
     derive_flipped_kernels,
     with_activation_inputs,
 )
-from export.losses import StyleTransferLoss
+from export.losses import StyleTransferLoss, gram, projections, quantiles
 from export.network import VGGFeatures
 from export.weights import Weights
 from nst_ort import contract
@@ -28,6 +28,11 @@ from nst_ort.files import write_bytes
 OPSET = 17  # onnxruntime-training 1.19.2 runs opset <= 21 and IR <= 10
 IR_VERSION = 8  # what opset 17 needs; well inside what every ORT build reads
 TOLERANCE = 1e-4  # relative error allowed between ONNX Runtime and torch at validation
+# The sliced terms' gradients hold P − T(P), T read from ranks in a 1024-bin histogram: the
+# rank's slope (bins / range) amplifies the projections' float32 rounding, up to 5e-4 measured at
+# the validation sizes, where a deep layer has 20 positions. The gradients from deeper layers
+# carry those terms too; the Gram and content terms' own gradients keep TOLERANCE.
+SLICED_GRAD_TOLERANCE = 1e-3
 VALIDATION_SIZES = ((64, 80), (96, 72))  # two sizes, odd pooling cases included (72/8=9)
 
 
@@ -52,16 +57,22 @@ def example_inputs(
     other = torch.rand(1, 3, height, width, generator=gen)
     with torch.no_grad():
         feats = module.features(other, set(module.content_layers) | set(module.style_layers))
-    from export.losses import gram
-
     content = [feats[layer] for layer in module.content_layers]
     style = [gram(feats[layer]) for layer in module.style_layers]
+    directions = [
+        torch.linalg.qr(torch.randn(c, c, generator=gen))[0].t().contiguous()
+        for c in (feats[layer].shape[1] for layer in module.style_layers)
+    ]
+    quantile_targets = [
+        quantiles(projections(feats[layer], d))
+        for layer, d in zip(module.style_layers, directions, strict=True)
+    ]
     scalars = [torch.rand((), generator=gen) + 0.5 for _ in range(3)]
     layer_weights = [
         torch.rand((), generator=gen) + 0.5
         for _ in range(len(module.content_layers) + len(module.style_layers))
     ]
-    return (image, *content, *style, *scalars, *layer_weights)
+    return (image, *content, *style, *directions, *quantile_targets, *scalars, *layer_weights)
 
 
 def to_onnx(module: StyleTransferLoss) -> onnx.ModelProto:
@@ -100,6 +111,7 @@ def describe(model: onnx.ModelProto, spec: ExportSpec, weights: Weights) -> None
         contract.META_TORCH_VERSION: torch.__version__,
         contract.META_ONNX_VERSION: onnx.__version__,
         contract.META_GRADIENT_GRAPH: GRADIENT_GRAPH,
+        contract.META_STYLE_LOSSES: ",".join(kind.value for kind in contract.StyleLoss),
     }
     del model.metadata_props[:]
     for key, value in meta.items():
@@ -135,6 +147,9 @@ def validate(model: onnx.ModelProto, module: StyleTransferGradient) -> float:
     ]
     forward_names = StyleTransferLoss.output_names(module)
     gradient_names = [o.name for o in backward.graph.output]
+    sliced_grads = {contract.sliced_grad(layer) for layer in module.style_layers} | {
+        contract.deeper_grad(layer) for layer in module.loss_layers
+    }
     worst = 0.0
     for seed, (height, width) in enumerate(VALIDATION_SIZES):
         inputs = example_inputs(module, height, width, seed=seed)
@@ -146,7 +161,8 @@ def validate(model: onnx.ModelProto, module: StyleTransferGradient) -> float:
         actual.update(zip(gradient_names, sessions[1].run(gradient_names, feeds), strict=True))
         for name in module.output_names():
             error = _relative_error(actual[name], desired[name].numpy())
-            if not error <= TOLERANCE:  # also catches NaN
+            tolerance = SLICED_GRAD_TOLERANCE if name in sliced_grads else TOLERANCE
+            if not error <= tolerance:  # also catches NaN
                 raise NstError(
                     f"export check failed: {name} differs from torch by {error:.2e} "
                     f"(relative) at {height}x{width}",

@@ -139,6 +139,19 @@ def style_term_grad(
     return (((d + d.t()) * scale) @ f).reshape(features.shape)
 
 
+def sliced_term_grad(
+    features: torch.Tensor,
+    projected: torch.Tensor,
+    matched: torch.Tensor,
+    directions: torch.Tensor,
+    weight: torch.Tensor,
+) -> torch.Tensor:
+    """weight · ∂S/∂F for S = Σ (D F − T)² / M with T held fixed (losses.sliced_loss):
+    2 Dᵀ (P − T) / M, back in the features' shape."""
+    _, _, h, w = features.shape
+    return ((directions.t() @ (projected - matched)) * (2.0 * weight / (h * w))).reshape(features.shape)
+
+
 def tv_grad(image: torch.Tensor) -> torch.Tensor:
     """∂/∂x of Σ (x[j+1] − x[j])² over rows and columns: 2(d[j−1] − d[j]), d = 0 off the edges."""
     dx = image[:, :, :, 1:] - image[:, :, :, :-1]
@@ -167,6 +180,7 @@ class StyleTransferGradient(StyleTransferLoss):
             + [contract.IMAGE_GRAD, contract.NETWORK_GRAD]
             + [contract.content_grad(layer) for layer in self.content_layers]
             + [contract.style_grad(layer) for layer in self.style_layers]
+            + [contract.sliced_grad(layer) for layer in self.style_layers]
             + [contract.deeper_grad(layer) for layer in self.loss_layers]
         )
 
@@ -179,7 +193,7 @@ class StyleTransferGradient(StyleTransferLoss):
             if layer in self.content_layers:
                 axes[contract.content_grad(layer)] = sides
             if layer in self.style_layers:
-                axes[contract.style_grad(layer)] = sides
+                axes[contract.style_grad(layer)] = axes[contract.sliced_grad(layer)] = sides
         return axes
 
     def forward(self, image: torch.Tensor, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -192,20 +206,28 @@ class StyleTransferGradient(StyleTransferLoss):
         sequence = self.features.sequence
         # Every activation: the ReLU outputs are the backward pass's masks, pooling inputs its sizes.
         feats = self.features(image, set(sequence))
-        outputs = self.terms(image, feats, *args)
+        outputs, matches = self.terms_and_matches(image, feats, *args)
         grams = dict(zip(StyleTransferLoss.output_names(self), outputs, strict=True))
-        content_targets, style_targets, alpha, beta, gamma, content_weights, style_weights = (
-            self.split_inputs(args)
-        )
+        inputs = self.split_inputs(args)
         content_grads = {
-            layer: content_term_grad(feats[layer], target, alpha * weight)
+            layer: content_term_grad(feats[layer], target, inputs.alpha * weight)
             for layer, target, weight in zip(
-                self.content_layers, content_targets, content_weights, strict=True
+                self.content_layers, inputs.content_targets, inputs.content_weights, strict=True
             )
         }
         style_grads = {
-            layer: style_term_grad(feats[layer], grams[contract.style_gram(layer)], target, beta * weight)
-            for layer, target, weight in zip(self.style_layers, style_targets, style_weights, strict=True)
+            layer: style_term_grad(
+                feats[layer], grams[contract.style_gram(layer)], target, inputs.beta * weight
+            )
+            for layer, target, weight in zip(
+                self.style_layers, inputs.style_targets, inputs.style_weights, strict=True
+            )
+        }
+        sliced_grads = {
+            layer: sliced_term_grad(feats[layer], *matches[layer], directions, inputs.beta * weight)
+            for layer, directions, weight in zip(
+                self.style_layers, inputs.directions, inputs.style_weights, strict=True
+            )
         }
         deeper: dict[str, torch.Tensor] = {}
         grad = None
@@ -218,7 +240,7 @@ class StyleTransferGradient(StyleTransferLoss):
                 if name in content_grads:
                     grad = grad + content_grads[name]
                 if name in style_grads:
-                    grad = grad + style_grads[name]
+                    grad = grad + style_grads[name] + sliced_grads[name]
             if name.startswith("relu"):
                 grad = relu_grad(grad, feats[name])
             elif name.startswith("conv"):
@@ -229,13 +251,14 @@ class StyleTransferGradient(StyleTransferLoss):
                 grad = max_pool2_grad(grad, feats[sequence[i - 1]])
         # x = image · scale − offset: the preprocessing's backward is a per-channel scale.
         network = grad * self.features.scale
-        image_grad = network + gamma * tv_grad(image)
+        image_grad = network + inputs.gamma * tv_grad(image)
         outputs = (
             *outputs,
             image_grad,
             network,
             *content_grads.values(),
             *style_grads.values(),
+            *sliced_grads.values(),
             *(deeper[layer] for layer in self.loss_layers),
         )
         return outputs, feats

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
@@ -33,11 +35,95 @@ def style_loss(gram_per_position: torch.Tensor, target: torch.Tensor) -> torch.T
     return ((gram_per_position - target) ** 2).sum() / (4.0 * n * n)
 
 
+def projections(features: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+    """The features (batch of one, C channels) at every position projected onto each direction
+    (a row of `directions`, K x C): K x M for the M = H·W positions."""
+    return directions @ features.reshape(features.shape[1], -1)
+
+
+def quantiles(projected: torch.Tensor, count: int = contract.QUANTILES) -> torch.Tensor:
+    """Each row's distribution as `count` values: the sorted values at the mid-quantiles
+    (q + ½)/count, so that images of any size give targets of one shape, and several paintings
+    blend by averaging them (the 1-D Wasserstein barycentre)."""
+    m = projected.shape[1]
+    ordered = torch.sort(projected, dim=1).values
+    index = ((torch.arange(count, dtype=torch.float32) + 0.5) * m / count).floor().long()
+    return ordered.index_select(1, index.clamp(max=m - 1))
+
+
+def histogram_match(
+    projected: torch.Tensor, target: torch.Tensor, stride: int = 1, bins: int = contract.BINS
+) -> torch.Tensor:
+    """For each projected value, the value at the same quantile of the target's distribution.
+
+    Sliced Wasserstein (Heitz et al. 2021) pairs the sorted values; a sort of every projection at
+    every step costs more than the network (ONNX Runtime's TopK took 5.5 s for relu1_1 at 512 px).
+    A value's quantile is read instead from a histogram of its row (Risser et al. 2017 match
+    histograms too): the values below its bin, and its place within the bin, linearly. Each value
+    counts in the two bins nearest it, split linearly, so that the ranks are continuous in the
+    values: a hard histogram jumps a whole rank when a value crosses a bin edge, which at a deep
+    layer of a small image (20 positions) is a twentieth of the distribution. The histogram counts
+    every `stride`-th position (ONNX Runtime's scatter is the term's slowest operator; the
+    full-resolution layers have positions to spare). The target's quantile function is `target`'s
+    values, linearly between them.
+    """
+    low = projected.amin(1, keepdim=True)
+    span = (projected.amax(1, keepdim=True) - low).clamp_min(1e-20)
+    sample = projected[:, ::stride]
+    z = (sample - low) * (bins / span) - 0.5  # bin j's centre is at j + 0.5
+    near = z.floor().clamp(0, bins - 1)
+    share = (z - near).clamp(0, 1)
+    near = near.long()
+    counts = (
+        torch.zeros(projected.shape[0], bins, dtype=projected.dtype)
+        .scatter_add(1, near, 1 - share)
+        .scatter_add(1, (near + 1).clamp(max=bins - 1), share)
+    )
+    # A value in bin j at fraction f has quantile (below_j + f·count_j) / sample size; in units
+    # of the target's spacing less a half (its values sit at the mid-quantiles): both scaled here,
+    # on the bins, rather than on every value.
+    count = target.shape[1]
+    per = count / sample.shape[1]
+    below = (counts.cumsum(1) - counts) * per - 0.5
+    counts = counts * per
+    z = (projected - low) * (bins / span)
+    index = z.floor().clamp(max=bins - 1)
+    within = z - index
+    index = index.long()
+    position = (below.gather(1, index) + within * counts.gather(1, index)).clamp(0, count - 1)
+    first = position.floor()
+    t = position - first
+    # The target's quantile function: its values, and the slope to the next (zero past the last).
+    slope = torch.nn.functional.pad(target[:, 1:] - target[:, :-1], (0, 1))
+    first = first.long()
+    return target.gather(1, first) + t * slope.gather(1, first)
+
+
+def sliced_loss(projected: torch.Tensor, matched: torch.Tensor) -> torch.Tensor:
+    """S_l = Σ (P − T(P))² / M over the K directions and M positions, T(P) held fixed (its
+    gradient is that of a target): per position, like the Grams, so that sizes compare."""
+    return ((projected - matched) ** 2).sum() / projected.shape[1]
+
+
 def tv_loss(image: torch.Tensor) -> torch.Tensor:
     """Total variation: squared differences of neighbouring pixels, on the [0, 1] RGB image."""
     dx = image[:, :, :, 1:] - image[:, :, :, :-1]
     dy = image[:, :, 1:, :] - image[:, :, :-1, :]
     return (dx**2).sum() + (dy**2).sum()
+
+
+class Inputs(NamedTuple):
+    """The graph's inputs after the image, by kind (StyleTransferLoss.split_inputs)."""
+
+    content_targets: tuple[torch.Tensor, ...]
+    style_targets: tuple[torch.Tensor, ...]
+    directions: tuple[torch.Tensor, ...]
+    quantile_targets: tuple[torch.Tensor, ...]
+    alpha: torch.Tensor
+    beta: torch.Tensor
+    gamma: torch.Tensor
+    content_weights: tuple[torch.Tensor, ...]
+    style_weights: tuple[torch.Tensor, ...]
 
 
 class StyleTransferLoss(nn.Module):
@@ -57,6 +143,8 @@ class StyleTransferLoss(nn.Module):
             [contract.IMAGE]
             + [contract.content_target(layer) for layer in self.content_layers]
             + [contract.style_target(layer) for layer in self.style_layers]
+            + [contract.style_directions(layer) for layer in self.style_layers]
+            + [contract.style_quantile_target(layer) for layer in self.style_layers]
             + [contract.ALPHA, contract.BETA, contract.GAMMA]
             + [contract.content_weight(layer) for layer in self.content_layers]
             + [contract.style_weight(layer) for layer in self.style_layers]
@@ -67,8 +155,10 @@ class StyleTransferLoss(nn.Module):
             list(contract.TERMS)
             + [contract.content_loss(layer) for layer in self.content_layers]
             + [contract.style_loss(layer) for layer in self.style_layers]
+            + [contract.sliced_loss(layer) for layer in self.style_layers]
             + [contract.content_features(layer) for layer in self.content_layers]
             + [contract.style_gram(layer) for layer in self.style_layers]
+            + [contract.style_quantiles(layer) for layer in self.style_layers]
         )
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
@@ -79,14 +169,26 @@ class StyleTransferLoss(nn.Module):
             axes[contract.content_features(layer)] = {2: f"{layer}_height", 3: f"{layer}_width"}
         return axes
 
-    def split_inputs(self, args: tuple[torch.Tensor, ...]):
-        """The inputs after the image: content targets, style targets, α, β, γ, w_l, w_l."""
+    def split_inputs(self, args: tuple[torch.Tensor, ...]) -> Inputs:
+        """The inputs after the image, in `input_names()` order."""
         nc, ns = len(self.content_layers), len(self.style_layers)
         content_targets, args = args[:nc], args[nc:]
         style_targets, args = args[:ns], args[ns:]
+        directions, args = args[:ns], args[ns:]
+        quantile_targets, args = args[:ns], args[ns:]
         alpha, beta, gamma, args = args[0], args[1], args[2], args[3:]
         content_weights, style_weights = args[:nc], args[nc:]
-        return content_targets, style_targets, alpha, beta, gamma, content_weights, style_weights
+        return Inputs(
+            content_targets,
+            style_targets,
+            directions,
+            quantile_targets,
+            alpha,
+            beta,
+            gamma,
+            content_weights,
+            style_weights,
+        )
 
     def forward(self, image: torch.Tensor, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
         feats = self.features(image, set(self.content_layers) | set(self.style_layers))
@@ -96,26 +198,50 @@ class StyleTransferLoss(nn.Module):
         self, image: torch.Tensor, feats: dict[str, torch.Tensor], *args: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
         """The outputs, in `output_names()` order, from the features of the layers in use."""
-        content_targets, style_targets, alpha, beta, gamma, content_weights, style_weights = (
-            self.split_inputs(args)
-        )
+        return self.terms_and_matches(image, feats, *args)[0]
+
+    def terms_and_matches(
+        self, image: torch.Tensor, feats: dict[str, torch.Tensor], *args: torch.Tensor
+    ) -> tuple[tuple[torch.Tensor, ...], dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+        """`terms`, and per style layer the projections and their matched values (the sliced
+        term's gradient needs both)."""
+        inputs = self.split_inputs(args)
         contents = [
             content_loss(feats[layer], target)
-            for layer, target in zip(self.content_layers, content_targets, strict=True)
+            for layer, target in zip(self.content_layers, inputs.content_targets, strict=True)
         ]
         grams = [gram(feats[layer]) for layer in self.style_layers]
-        styles = [style_loss(g, a) for g, a in zip(grams, style_targets, strict=True)]
-        total_content = sum((w * e for w, e in zip(content_weights, contents, strict=True)), torch.zeros(()))
-        total_style = sum((w * e for w, e in zip(style_weights, styles, strict=True)), torch.zeros(()))
+        styles = [style_loss(g, a) for g, a in zip(grams, inputs.style_targets, strict=True)]
+        projected = [
+            projections(feats[layer], d)
+            for layer, d in zip(self.style_layers, inputs.directions, strict=True)
+        ]
+        # The matched values are the term's target: no gradient flows through them (sliced_loss).
+        matched = [
+            histogram_match(p.detach(), t, max(1, 4 // contract.layer_downsampling(layer)))
+            for layer, p, t in zip(self.style_layers, projected, inputs.quantile_targets, strict=True)
+        ]
+        sliced = [sliced_loss(p, t) for p, t in zip(projected, matched, strict=True)]
+        total_content = sum(
+            (w * e for w, e in zip(inputs.content_weights, contents, strict=True)), torch.zeros(())
+        )
+        # The export's own total counts both kinds of style term; a run takes one (nst_ort/graphs.py).
+        total_style = sum(
+            (w * (e + s) for w, e, s in zip(inputs.style_weights, styles, sliced, strict=True)),
+            torch.zeros(()),
+        )
         tv = tv_loss(image)
-        total = alpha * total_content + beta * total_style + gamma * tv
-        return (
+        total = inputs.alpha * total_content + inputs.beta * total_style + inputs.gamma * tv
+        outputs = (
             total,
             total_content,
             total_style,
             tv,
             *contents,
             *styles,
+            *sliced,
             *(feats[layer] for layer in self.content_layers),
             *grams,
+            *(quantiles(p.detach()) for p in projected),
         )
+        return outputs, dict(zip(self.style_layers, zip(projected, matched, strict=True), strict=True))

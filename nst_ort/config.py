@@ -92,6 +92,10 @@ class LossSpec:
     # Each term divided by the size of its target (targets.normalized_loss), so that every layer
     # counts as its weight says whatever the network's activations; TV per pixel.
     normalize: bool = True
+    # gram: the paper's Gram matrices. sliced: each layer's feature distribution along C random
+    # directions (new ones each pass) matched by histogram, as sliced Wasserstein (Heitz et al.
+    # 2021) and histogram losses (Risser et al. 2017) do (docs/quality.md).
+    style_loss: contract.StyleLoss = contract.StyleLoss.GRAM
 
     @property
     def ratio(self) -> float:
@@ -100,7 +104,13 @@ class LossSpec:
 
     def layer_key(self) -> str:
         """The layer set, which decides the shape of the training graph (not the weights)."""
-        return "c:" + ",".join(sorted(self.content_layers)) + "|s:" + ",".join(sorted(self.style_layers))
+        style = ",".join(sorted(self.style_layers))
+        return (
+            "c:"
+            + ",".join(sorted(self.content_layers))
+            + f"|s:{contract.StyleLoss(self.style_loss).value}:"
+            + style
+        )
 
 
 @dataclass(frozen=True)
@@ -152,7 +162,13 @@ def parse_init(value: str | Path) -> InitKind | Path:
 # Fields added after reports were first written, with the values that reproduce a run from
 # before them: a report without the field ran without the feature.
 ADDED_FIELDS = {"min_scale": 0, "ema_decay": 0.0}
-ADDED_LOSS_FIELDS = {"normalize": False}
+ADDED_LOSS_FIELDS = {"normalize": False, "style_loss": contract.StyleLoss.GRAM.value}
+
+
+def loss_from_dict(data: dict) -> LossSpec:
+    """A LossSpec from its JSON form in a report."""
+    data = {**ADDED_LOSS_FIELDS, **data}
+    return LossSpec(**{**data, "style_loss": contract.StyleLoss(data["style_loss"])})
 
 
 def config_from_dict(data: dict) -> StylizeConfig:
@@ -160,7 +176,7 @@ def config_from_dict(data: dict) -> StylizeConfig:
     converters = {
         "model": lambda v: Path(v) if v else None,
         "init": parse_init,
-        "loss": lambda v: LossSpec(**{**ADDED_LOSS_FIELDS, **v}),
+        "loss": loss_from_dict,
     }
     defaults = StylizeConfig()
     data = {**ADDED_FIELDS, **data}
@@ -228,7 +244,13 @@ def _check_blend(blend: tuple[float, ...] | None, styles: int | None) -> None:
 
 
 def check_loss(spec: LossSpec, info: ModelInfo | None = None) -> None:
-    """Finite weights, layer weights 0 or more, and (given the model) layers it has."""
+    """Finite weights, layer weights 0 or more, and (given the model) layers and terms it has."""
+    style_loss = contract.StyleLoss(spec.style_loss)
+    if info is not None and style_loss.value not in info.style_losses:
+        raise NstError(
+            f"`style_loss`: {info.path.name} has no {style_loss.value} style term; export it again "
+            "with this version (`nst-ort export`)"
+        )
     for name in ("content_weight", "style_weight", "tv_weight"):
         _finite(name, getattr(spec, name))
     for kind, layers in (("content", spec.content_layers), ("style", spec.style_layers)):

@@ -19,6 +19,15 @@ class Arch(str, Enum):
     VGG19 = "vgg19"
 
 
+class StyleLoss(str, Enum):
+    """How a style layer's statistics are compared (both terms are in every export)."""
+
+    GRAM = "gram"  # the paper's: Gram matrices, the features' second moments
+    # Sliced Wasserstein (Heitz et al. 2021) by histogram matching (Risser et al. 2017): the
+    # distribution of the features along each of C directions against the style's
+    SLICED = "sliced"
+
+
 class Pooling(str, Enum):
     AVG = "avg"  # the paper's choice: better gradient flow than max pooling
     MAX = "max"
@@ -139,6 +148,30 @@ def style_loss(layer: str) -> str:
     return f"style.{layer}.loss"
 
 
+# The sliced term of a style layer with C channels: the features projected onto C directions
+# (input, C x C, one per row), each projection's distribution summed up as QUANTILES values (the
+# target an image gives, output) and compared with the style's (input, C x QUANTILES) by
+# histogram matching over BINS bins.
+QUANTILES = 1024
+BINS = 1024
+
+
+def style_directions(layer: str) -> str:
+    return f"style.{layer}.directions"
+
+
+def style_quantiles(layer: str) -> str:
+    return f"style.{layer}.quantiles"
+
+
+def style_quantile_target(layer: str) -> str:
+    return f"style.{layer}.quantile_target"
+
+
+def sliced_loss(layer: str) -> str:
+    return f"style.{layer}.sliced_loss"
+
+
 # The gradient graph (see export/gradient.py). Besides IMAGE_GRAD it outputs the tensors the
 # runtime cuts it at: treating one as zero drops its term, and the nodes only it needs.
 NETWORK_GRAD = "image.grad.network"  # dL/dimage through the VGG layers (IMAGE_GRAD less the TV term)
@@ -152,6 +185,11 @@ def content_grad(layer: str) -> str:
 def style_grad(layer: str) -> str:
     """β·w_l·∂E_l/∂F_l: one style term's share of dL/d(layer's output)."""
     return f"style.{layer}.grad"
+
+
+def sliced_grad(layer: str) -> str:
+    """β·w_l·∂S_l/∂F_l: one sliced style term's share of dL/d(layer's output)."""
+    return f"style.{layer}.sliced_grad"
 
 
 def deeper_grad(layer: str) -> str:
@@ -173,3 +211,4 @@ META_PREPROCESSING = "nst_ort.preprocessing"
 META_TORCH_VERSION = "nst_ort.torch_version"
 META_ONNX_VERSION = "nst_ort.onnx_version"
 META_GRADIENT_GRAPH = "nst_ort.gradient_graph"
+META_STYLE_LOSSES = "nst_ort.style_losses"  # the StyleLoss kinds an export has (comma-separated)

@@ -15,27 +15,49 @@ from nst_ort import contract
 from nst_ort.config import LossSpec
 
 
+def sliced(spec: LossSpec) -> bool:
+    return contract.StyleLoss(spec.style_loss) is contract.StyleLoss.SLICED
+
+
+def style_target(spec: LossSpec, layer: str) -> tuple[str, str]:
+    """A style layer's target input and the export output that makes it from an image: the
+    Gram, or for the sliced term the quantiles of the features along the directions."""
+    if sliced(spec):
+        return contract.style_quantile_target(layer), contract.style_quantiles(layer)
+    return contract.style_target(layer), contract.style_gram(layer)
+
+
 def target_outputs(spec: LossSpec) -> list[str]:
-    """The export's outputs the targets are made of: content features, then style Grams."""
+    """The export's outputs the targets are made of: content features, then style_target's."""
     return [contract.content_features(layer) for layer in spec.content_layers] + [
-        contract.style_gram(layer) for layer in spec.style_layers
+        style_target(spec, layer)[1] for layer in spec.style_layers
     ]
 
 
+def direction_inputs(spec: LossSpec) -> list[str]:
+    """The sliced term's directions, inputs of the target and gradient graphs alike."""
+    return [contract.style_directions(layer) for layer in spec.style_layers] if sliced(spec) else []
+
+
 def targets_graph(model: onnx.ModelProto, spec: LossSpec) -> onnx.ModelProto:
-    """image -> content features and style Grams of the layers in use."""
-    return Extractor(model).extract_model([contract.IMAGE], target_outputs(spec))
+    """image (and directions) -> content features and style Grams (or quantiles) in use."""
+    return Extractor(model).extract_model([contract.IMAGE, *direction_inputs(spec)], target_outputs(spec))
 
 
 def target_shapes(spec: LossSpec, height: int, width: int) -> dict[str, tuple[int, ...]]:
-    """Shapes of the target inputs for an output of height x width."""
+    """Shapes of the target inputs for an output of height x width (the directions count as
+    targets: a pass feeds them with the quantiles they were made with)."""
     shapes: dict[str, tuple[int, ...]] = {}
     for layer in spec.content_layers:
         k = contract.layer_downsampling(layer)
         shapes[contract.content_target(layer)] = (1, contract.layer_channels(layer), height // k, width // k)
     for layer in spec.style_layers:
         c = contract.layer_channels(layer)
-        shapes[contract.style_target(layer)] = (c, c)
+        if sliced(spec):
+            shapes[contract.style_directions(layer)] = (c, c)
+            shapes[contract.style_quantile_target(layer)] = (c, contract.QUANTILES)
+        else:
+            shapes[contract.style_target(layer)] = (c, c)
     return shapes
 
 
@@ -79,7 +101,8 @@ def _terms_graph(
     weights = list(weight_values(spec))
     targets = list(target_shapes(spec, 1, 1))
     content_terms = [contract.content_loss(layer) for layer in spec.content_layers]
-    style_terms = [contract.style_loss(layer) for layer in spec.style_layers]
+    style_term = contract.sliced_loss if sliced(spec) else contract.style_loss
+    style_terms = [style_term(layer) for layer in spec.style_layers]
     sub = Extractor(model).extract_model(
         [contract.IMAGE, *targets, *weights, *cut],
         [*content_terms, *style_terms, contract.LOSS_TV, *extra_outputs],
@@ -94,7 +117,7 @@ def _terms_graph(
     )
     _weighted_sum(
         nodes,
-        [(contract.style_weight(layer), contract.style_loss(layer)) for layer in spec.style_layers],
+        [(contract.style_weight(layer), style_term(layer)) for layer in spec.style_layers],
         contract.LOSS_STYLE,
     )
     _weighted_sum(
@@ -174,11 +197,15 @@ def gradient_graph(
         for layer in meta[contract.META_CONTENT_LAYERS].split(",")
         if layer not in spec.content_layers
     ]
-    cut += [
-        contract.style_grad(layer)
-        for layer in meta[contract.META_STYLE_LAYERS].split(",")
-        if layer not in spec.style_layers
-    ]
+    style_grad, other_grad = (
+        (contract.sliced_grad, contract.style_grad)
+        if sliced(spec)
+        else (contract.style_grad, contract.sliced_grad)
+    )
+    exported = meta[contract.META_STYLE_LAYERS].split(",")
+    cut += [style_grad(layer) for layer in exported if layer not in spec.style_layers]
+    if contract.META_STYLE_LOSSES in meta:  # exports before the sliced term have only the Gram's
+        cut += [other_grad(layer) for layer in exported]
     sub = _terms_graph(model, spec, cut, [contract.IMAGE_GRAD, *extra_outputs])
     _drop_zero_terms(sub.graph, cut)
     return sub

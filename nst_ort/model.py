@@ -30,6 +30,8 @@ class ModelInfo:
     torch_version: str
     onnx_version: str
     has_gradient_graph: bool
+    # The style terms the export has (contract.StyleLoss); exports before the sliced term: gram.
+    style_losses: tuple[str, ...] = (contract.StyleLoss.GRAM.value,)
 
     def as_dict(self) -> dict:
         return {
@@ -47,6 +49,7 @@ class ModelInfo:
             "torch_version": self.torch_version,
             "onnx_version": self.onnx_version,
             "gradient_graph": self.has_gradient_graph,
+            "style_losses": list(self.style_losses),
         }
 
 
@@ -94,6 +97,9 @@ def load_model(path: Path) -> tuple[onnx.ModelProto, ModelInfo]:
             torch_version=meta.get(contract.META_TORCH_VERSION, ""),
             onnx_version=meta.get(contract.META_ONNX_VERSION, ""),
             has_gradient_graph=contract.META_GRADIENT_GRAPH in meta,
+            style_losses=tuple(
+                meta.get(contract.META_STYLE_LOSSES, contract.StyleLoss.GRAM.value).split(",")
+            ),
         )
     except (KeyError, ValueError) as exc:
         raise NstError(f"{path}: damaged nst-ort metadata ({exc})") from None

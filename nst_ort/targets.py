@@ -11,25 +11,42 @@ import onnx
 from nst_ort import contract
 from nst_ort.backends.ort import providers, require_ort, session_options
 from nst_ort.config import LossSpec
-from nst_ort.graphs import targets_graph
+from nst_ort.graphs import direction_inputs, sliced, style_target, targets_graph
 from nst_ort.imageio import fit_longest, resize, to_nchw
 
 
 class TargetComputer:
-    """Runs image -> features/Grams for the layers of one LossSpec."""
+    """Runs image -> features/Grams (or quantiles) for the layers of one LossSpec.
+
+    Content and style targets come from two graphs: the sliced term's quantiles need the pass's
+    directions, and a content image needs neither them nor the sort behind the quantiles.
+    """
 
     def __init__(self, model: onnx.ModelProto, spec: LossSpec, device: str, threads: int = 0):
         ort = require_ort()
         self.spec = spec
-        graph = targets_graph(model, spec)
-        self._outputs = [o.name for o in graph.graph.output]
-        self._session = ort.InferenceSession(
-            graph.SerializeToString(), session_options(threads), providers=providers(device)
-        )
+        self._sessions = []
+        for part in (replace(spec, style_layers={}), replace(spec, content_layers={})):
+            if not (part.content_layers or part.style_layers):
+                continue
+            graph = targets_graph(model, part)
+            session = ort.InferenceSession(
+                graph.SerializeToString(), session_options(threads), providers=providers(device)
+            )
+            self._sessions.append((session, [o.name for o in graph.graph.output], direction_inputs(part)))
 
-    def features(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        values = self._session.run(self._outputs, {contract.IMAGE: to_nchw(image)})
-        return dict(zip(self._outputs, values, strict=True))
+    def features(
+        self, image: np.ndarray, directions: dict[str, np.ndarray] | None = None
+    ) -> dict[str, np.ndarray]:
+        """The target graphs' outputs for `image`; the sliced term's quantiles only given the
+        `directions` (directions(spec, size))."""
+        result: dict[str, np.ndarray] = {}
+        for session, outputs, needs in self._sessions:
+            if needs and directions is None:
+                continue
+            feeds = {contract.IMAGE: to_nchw(image), **{name: directions[name] for name in needs}}
+            result.update(zip(outputs, session.run(outputs, feeds), strict=True))
+        return result
 
     def content_targets(self, content: np.ndarray) -> dict[str, np.ndarray]:
         """P for each content layer, from the content image already at the output size."""
@@ -55,14 +72,45 @@ class TargetComputer:
         size = max(16, round(max(output_size) * style_scale))
         total = float(sum(blend))
         result: dict[str, np.ndarray] = {}
+        if sliced(self.spec):
+            result.update(directions(self.spec, output_size))
         for style, weight in zip(styles, blend, strict=True):
             h, w = fit_longest(*style.shape[:2], size)
-            feats = self.features(resize(style, h, w))
+            feats = self.features(resize(style, h, w), result)
             for layer in self.spec.style_layers:
-                key = contract.style_target(layer)
-                gram = feats[contract.style_gram(layer)] * np.float32(weight / total)
-                result[key] = result[key] + gram if key in result else gram
+                # Averaged quantiles are the Wasserstein barycentre of the styles' distributions
+                # along each direction, as averaged Grams blend their second moments.
+                key, output = style_target(self.spec, layer)
+                value = feats[output] * np.float32(weight / total)
+                result[key] = result[key] + value if key in result else value
         return result
+
+
+def directions(spec: LossSpec, output_size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """For the sliced term, C orthonormal directions per style layer (rows), random but the same
+    for a pass of one size, so that a run, its resume and its tiles agree.
+
+    Heitz et al. draw new directions at every step; here they change with each pass (the style's
+    quantiles along them are a pass's targets, computed once), and C of them, orthonormal, see
+    every channel.
+    """
+    rng = np.random.default_rng([*output_size, len(spec.style_layers)])
+    result = {}
+    for layer in spec.style_layers:
+        c = contract.layer_channels(layer)
+        q, r = np.linalg.qr(rng.standard_normal((c, c)))
+        # The signs that make the draw uniform over rotations (Mezzadri 2007).
+        result[contract.style_directions(layer)] = np.ascontiguousarray(
+            (q * np.sign(np.diag(r))).T, np.float32
+        )
+    return result
+
+
+def style_term_size(spec: LossSpec, layer: str) -> float:
+    """What a style term's target's Σ² is divided by to be the size of its term: 4N² for the
+    Gram's Σ(G−A)²/(4N²); Q for the sliced term's Σ(P−T)²/M, whose target has Q quantiles per
+    direction (the style's mean squared projection, summed over directions)."""
+    return float(contract.QUANTILES if sliced(spec) else 4 * contract.layer_channels(layer) ** 2)
 
 
 def normalized_loss(spec: LossSpec, values: dict[str, np.ndarray], height: int, width: int) -> LossSpec:
@@ -77,6 +125,7 @@ def normalized_loss(spec: LossSpec, values: dict[str, np.ndarray], height: int, 
     term by its target's own size instead makes every term a relative error:
 
         content  ½Σ(F−P)² / ½ΣP²        style  Σ(G−A)²/(4N²) / (ΣA²/(4N²))        TV  per pixel
+        sliced style  Σ(P−T)²/M / (ΣT²/Q)
 
     so w_l weighs layers as the user means it on any network, and α, β, γ stay meaningful
     across sizes. A target that is all zeros keeps its term as it is.
@@ -90,10 +139,10 @@ def normalized_loss(spec: LossSpec, values: dict[str, np.ndarray], height: int, 
         layer: scale(w, values[contract.content_target(layer)], 2.0)
         for layer, w in spec.content_layers.items()
     }
-    style = {}
-    for layer, w in spec.style_layers.items():
-        gram = values[contract.style_target(layer)]
-        style[layer] = scale(w, gram, 4.0 * gram.shape[0] ** 2)
+    style = {
+        layer: scale(w, values[style_target(spec, layer)[0]], style_term_size(spec, layer))
+        for layer, w in spec.style_layers.items()
+    }
     return replace(
         spec, content_layers=content, style_layers=style, tv_weight=spec.tv_weight / (height * width)
     )

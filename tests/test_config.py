@@ -17,6 +17,7 @@ from nst_ort.config import (
     pass_sizes,
     validate,
 )
+from nst_ort.contract import StyleLoss
 from nst_ort.errors import NstError
 from nst_ort.model import ModelInfo
 from nst_ort.report import plain
@@ -148,3 +149,22 @@ def test_pass_sizes_end_at_size():
     assert pass_sizes(StylizeConfig(size=64)) == [64]
     assert pass_sizes(StylizeConfig(size=64, scales=(32,))) == [32, 64]
     assert pass_sizes(StylizeConfig(size=64, scales=(32, 64))) == [32, 64]
+
+
+def test_style_loss_round_trips_and_reports_from_before_it_ran_the_gram():
+    desired = StylizeConfig(loss=LossSpec(style_loss=StyleLoss.SLICED))
+    assert config_from_dict(plain(desired)) == desired
+    old = plain(StylizeConfig())
+    del old["loss"]["style_loss"]
+    assert config_from_dict(old).loss.style_loss is StyleLoss.GRAM
+    assert LossSpec(style_loss=StyleLoss.SLICED).layer_key() != LossSpec().layer_key()
+
+
+def test_the_sliced_term_needs_an_export_that_has_it():
+    spec = LossSpec({"relu1_2": 1.0}, {"relu1_1": 1.0}, style_loss=StyleLoss.SLICED)
+    with pytest.raises(NstError) as error:
+        validate(StylizeConfig(loss=spec), INFO, styles=1)
+    assert str(error.value) == (
+        "`style_loss`: m.onnx has no sliced style term; export it again with this version (`nst-ort export`)"
+    )
+    validate(StylizeConfig(loss=spec), replace(INFO, style_losses=("gram", "sliced")), styles=1)

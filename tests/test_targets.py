@@ -6,7 +6,7 @@ import pytest
 from nst_ort import contract
 from nst_ort.config import LossSpec
 from nst_ort.engine import Engine
-from nst_ort.targets import TargetComputer, normalized_loss
+from nst_ort.targets import TargetComputer, directions, normalized_loss
 
 H, W = 40, 56
 
@@ -76,3 +76,50 @@ def test_a_target_of_zeros_keeps_its_term_as_it_is():
     assert actual.content_layers == {"relu1_2": 1.0}
     assert actual.style_layers["relu1_1"] == pytest.approx(0.5 * 4 * 64**2 / (4.0 * 64 * 64))
     assert actual.tv_weight == pytest.approx(spec.tv_weight / 64)
+
+
+def test_sliced_terms_are_relative_transport_costs_along_orthonormal_directions(engine):
+    """The sliced term against numpy's exact sliced Wasserstein pairing (a sort), normalised by
+    the style's mean squared projection. The histogram's approximation is what the tolerance
+    allows; the image is darker than the style, so that the cost is the distributions' distance
+    and not the approximation's own (relu1_1's histogram counts a quarter of its positions)."""
+    spec = LossSpec(
+        content_layers={}, style_layers={"relu1_1": 0.3, "relu3_1": 0.7}, tv_weight=0.0, style_loss="sliced"
+    )
+    _, style, image = images(1)
+    image = image * 0.3
+    targets = engine.targets(spec, None, [style], [1.0], 1.0, (H, W))
+    objective = engine.gradient.prepare(spec, targets.frozen, H, W).objective
+    actual, _ = objective.value_and_grad(image.transpose(2, 0, 1)[None])
+
+    computer = TargetComputer(
+        engine.model, LossSpec(content_layers=spec.style_layers, style_layers={}), "cpu", 2
+    )
+    x, s = (computer.features(i) for i in (image, style))
+    desired = 0.0
+    for layer, w in spec.style_layers.items():
+        d = targets.values[contract.style_directions(layer)].astype(np.float64)
+        np.testing.assert_allclose(d @ d.T, np.eye(len(d)), atol=1e-5)
+        p, t = (d @ f[contract.content_features(layer)].reshape(len(d), -1) for f in (x, s))
+        m = t.shape[1]
+        quantiles = np.sort(t, axis=1)[
+            :, ((np.arange(contract.QUANTILES) + 0.5) * m / contract.QUANTILES).astype(int)
+        ]
+        np.testing.assert_allclose(
+            targets.values[contract.style_quantile_target(layer)], quantiles, rtol=1e-4, atol=1e-4
+        )
+        ranks = (np.argsort(np.argsort(p, axis=1), axis=1) + 0.5) / p.shape[1]
+        grid = (np.arange(contract.QUANTILES) + 0.5) / contract.QUANTILES
+        matched = np.stack([np.interp(r, grid, q) for r, q in zip(ranks, quantiles, strict=True)])
+        term = np.sum((p - matched) ** 2) / p.shape[1]
+        desired += w * term / (np.sum(quantiles**2) / contract.QUANTILES)
+    assert actual[contract.LOSS_STYLE] == pytest.approx(desired, rel=0.05)
+    assert actual[contract.LOSS] == pytest.approx(spec.style_weight * desired, rel=0.05)
+
+
+def test_sliced_directions_change_with_the_pass_and_repeat_for_it():
+    spec = LossSpec(style_loss="sliced")
+    first, again, other = directions(spec, (64, 48)), directions(spec, (64, 48)), directions(spec, (90, 68))
+    for name, value in first.items():
+        np.testing.assert_array_equal(value, again[name])
+        assert not np.allclose(value, other[name])

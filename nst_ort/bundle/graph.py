@@ -26,8 +26,9 @@ from nst_ort import contract
 from nst_ort.bundle.driver import GRAPH_VERSION
 from nst_ort.config import LossSpec, StylizeConfig
 from nst_ort.engine import Engine
-from nst_ort.graphs import gradient_graph, target_outputs, target_shapes, weight_values
+from nst_ort.graphs import gradient_graph, style_target, target_outputs, target_shapes, weight_values
 from nst_ort.loop import ADAM_BETAS, ADAM_EPS
+from nst_ort.targets import style_term_size
 
 VERSION = GRAPH_VERSION
 FILES = {"model": "model.onnx", "inputs": "inputs.bin"}
@@ -57,7 +58,8 @@ def bundle_model(model: onnx.ModelProto, spec: LossSpec, height: int, width: int
     for layer in spec.content_layers:
         outputs[contract.content_features(layer)] = shapes[contract.content_target(layer)]
     for layer in spec.style_layers:
-        outputs[contract.style_gram(layer)] = shapes[contract.style_target(layer)]
+        target, output = style_target(spec, layer)
+        outputs[output] = shapes[target]
     graph = sub.graph
     inputs = [helper.make_tensor_value_info(i.name, TensorProto.FLOAT, shapes[i.name]) for i in graph.input]
     del graph.input[:]
@@ -127,13 +129,15 @@ def write(
         for layer in spec.content_layers
     ] + [
         {
-            "input": contract.style_target(layer),
-            "output": contract.style_gram(layer),
+            "input": target,
+            "output": output,
             "image": "style",
-            **_normalizing(spec, contract.style_weight(layer), spec.style_layers[layer], 4.0 * channels**2),
+            **_normalizing(
+                spec, contract.style_weight(layer), spec.style_layers[layer], style_term_size(spec, layer)
+            ),
         }
         for layer in spec.style_layers
-        for channels in [contract.layer_channels(layer)]
+        for target, output in [style_target(spec, layer)]
     ]
     sections = {
         "files": FILES,

@@ -34,6 +34,7 @@ from nst_ort.cli.options import (
     SeedOption,
     SizeOption,
     StyleLayersOption,
+    StyleLossOption,
     StyleScaleOption,
     StyleWeightOption,
     ThreadsOption,
@@ -88,6 +89,7 @@ def batch_command(
     style_weight: StyleWeightOption = STYLIZE.loss.style_weight,
     tv_weight: TvWeightOption = STYLIZE.loss.tv_weight,
     normalize: NormalizeOption = STYLIZE.loss.normalize,
+    style_loss: StyleLossOption = STYLIZE.loss.style_loss,
     content_layers: ContentLayersOption = layerspec.format_layers(STYLIZE.loss.content_layers),
     style_layers: StyleLayersOption = None,
     style_scale: StyleScaleOption = STYLIZE.style_scale,
@@ -115,7 +117,14 @@ def batch_command(
     contents, styles = image_files(content), image_files(style)
     runner = make_runner(model, device, threads, backend, jobs, ray)
     loss = loss_from_options(
-        runner.model_info, content_layers, style_layers, content_weight, style_weight, tv_weight, normalize
+        runner.model_info,
+        content_layers,
+        style_layers,
+        content_weight,
+        style_weight,
+        tv_weight,
+        normalize,
+        style_loss,
     )
     config = StylizeConfig(
         model=model,

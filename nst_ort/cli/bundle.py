@@ -27,6 +27,7 @@ from nst_ort.cli.options import (
     SizeOption,
     StyleBlendOption,
     StyleLayersOption,
+    StyleLossOption,
     StylesArgument,
     StyleScaleOption,
     StyleWeightOption,
@@ -58,6 +59,7 @@ def bundle_command(
     style_weight: StyleWeightOption = DEFAULTS.loss.style_weight,
     tv_weight: TvWeightOption = DEFAULTS.loss.tv_weight,
     normalize: NormalizeOption = DEFAULTS.loss.normalize,
+    style_loss: StyleLossOption = DEFAULTS.loss.style_loss,
     content_layers: ContentLayersOption = layerspec.format_layers(DEFAULTS.loss.content_layers),
     style_layers: StyleLayersOption = None,
     style_blend: StyleBlendOption = DEFAULTS.style_blend,
@@ -75,7 +77,14 @@ def bundle_command(
     """
     engine = Engine(model, device, threads, backend=backend)
     loss = loss_from_options(
-        engine.model_info, content_layers, style_layers, content_weight, style_weight, tv_weight, normalize
+        engine.model_info,
+        content_layers,
+        style_layers,
+        content_weight,
+        style_weight,
+        tv_weight,
+        normalize,
+        style_loss,
     )
     config = StylizeConfig(
         model=model,

@@ -17,7 +17,7 @@ import typer
 
 from nst_ort import backends, layerspec
 from nst_ort.config import Device, LossSpec, Optimizer, PreserveColors, StylizeConfig
-from nst_ort.contract import MIN_SIDE
+from nst_ort.contract import MIN_SIDE, StyleLoss
 from nst_ort.model import ModelInfo
 from nst_ort.studies.grid import AxisKind
 
@@ -108,6 +108,13 @@ NormalizeOption = Annotated[
         "(--no-normalize: the paper's plain sums)."
     ),
 ]
+StyleLossOption = Annotated[
+    StyleLoss,
+    typer.Option(
+        help="How style is compared: gram (the paper's Gram matrices) or sliced (each layer's "
+        "feature distributions along random directions, matched by histogram: sliced Wasserstein)."
+    ),
+]
 PreserveColorsOption = Annotated[
     PreserveColors,
     typer.Option(
@@ -175,6 +182,7 @@ def loss_from_options(
     style_weight: float,
     tv_weight: float,
     normalize: bool,
+    style_loss: StyleLoss,
 ) -> LossSpec:
     """The LossSpec the loss options ask for, layers checked against the model's."""
     style_spec = style_layers or layerspec.format_layers(LOSS.style_layers)
@@ -185,4 +193,5 @@ def loss_from_options(
         style_weight=style_weight,
         tv_weight=tv_weight,
         normalize=normalize,
+        style_loss=style_loss,
     )

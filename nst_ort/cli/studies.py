@@ -29,6 +29,7 @@ from nst_ort.cli.options import (
     SeedOption,
     SizeOption,
     StyleArgument,
+    StyleLossOption,
     ThreadsOption,
     TvWeightOption,
 )
@@ -178,6 +179,7 @@ def sweep_command(
     content_weight: ContentWeightOption = SWEEP.loss.content_weight,
     tv_weight: TvWeightOption = SWEEP.loss.tv_weight,
     normalize: NormalizeOption = SWEEP.loss.normalize,
+    style_loss: StyleLossOption = SWEEP.loss.style_loss,
     model: ModelOption = SWEEP.model,
     size: SizeOption = SWEEP.size,
     iterations: IterationsOption = SWEEP.iterations,
@@ -208,6 +210,7 @@ def sweep_command(
         style_weight=content_weight / SWEEP.loss.ratio,
         tv_weight=tv_weight,
         normalize=normalize,
+        style_loss=style_loss,
     )
     base = replace(
         SWEEP, model=model, size=size, iterations=iterations, optimizer=optimizer, lr=lr, seed=seed

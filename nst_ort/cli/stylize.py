@@ -36,6 +36,7 @@ from nst_ort.cli.options import (
     SizeOption,
     StyleBlendOption,
     StyleLayersOption,
+    StyleLossOption,
     StylesArgument,
     StyleScaleOption,
     StyleWeightOption,
@@ -69,6 +70,7 @@ def stylize_command(
     style_weight: StyleWeightOption = STYLIZE.loss.style_weight,
     tv_weight: TvWeightOption = STYLIZE.loss.tv_weight,
     normalize: NormalizeOption = STYLIZE.loss.normalize,
+    style_loss: StyleLossOption = STYLIZE.loss.style_loss,
     content_layers: ContentLayersOption = layerspec.format_layers(STYLIZE.loss.content_layers),
     style_layers: StyleLayersOption = None,
     style_blend: StyleBlendOption = STYLIZE.style_blend,
@@ -94,7 +96,14 @@ def stylize_command(
         check_output_file(report, [content, *styles, output])
     engine = Engine(model, device, threads, backend=backend)
     loss = loss_from_options(
-        engine.model_info, content_layers, style_layers, content_weight, style_weight, tv_weight, normalize
+        engine.model_info,
+        content_layers,
+        style_layers,
+        content_weight,
+        style_weight,
+        tv_weight,
+        normalize,
+        style_loss,
     )
     config = StylizeConfig(
         model=model,

@@ -7,6 +7,7 @@ installed and torch is not, on a model exported beforehand: NST_ORT_TEST_MODEL (
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import pairwise
 
 import numpy as np
@@ -168,23 +169,29 @@ def small_exports(tmp_path_factory):
     return get
 
 
-def autograd_reference(module, spec: LossSpec, frozen: dict, image: np.ndarray):
-    """Terms and dL/dimage from torch autograd on the export's torch module.
-
-    The module has every layer of the export; those outside `spec` get zero weights and targets.
-    """
+def module_inputs(module, spec: LossSpec, frozen: dict, size: tuple[int, int]) -> list:
+    """The torch module's inputs after the image: it has every layer and both kinds of style
+    term; those outside `spec` get zero weights and targets."""
     import torch
 
     everything = zero_weighted(spec, module.content_layers, module.style_layers)
     values = {
         name: np.zeros(shape, np.float32)
-        for name, shape in target_shapes(everything, *image.shape[2:]).items()
+        for kind in contract.StyleLoss
+        for name, shape in target_shapes(replace(everything, style_loss=kind), *size).items()
     }
-    values.update(frozen)
     values.update(weight_values(everything))
+    values.update(frozen)
+    return [torch.from_numpy(np.asarray(values[name])) for name in module.input_names()[1:]]
+
+
+def autograd_reference(module, spec: LossSpec, frozen: dict, image: np.ndarray):
+    """Terms and dL/dimage from torch autograd on the export's torch module (Gram style terms:
+    with zero sliced targets and directions, the sliced terms are zero)."""
+    import torch
+
     x = torch.from_numpy(image).requires_grad_(True)
-    args = [torch.from_numpy(np.asarray(values[name])) for name in module.input_names()[1:]]
-    loss, content, style, tv, *_ = module(x, *args)
+    loss, content, style, tv, *_ = module(x, *module_inputs(module, spec, frozen, image.shape[2:]))
     loss.backward()
     terms = {
         contract.LOSS: loss,
@@ -450,3 +457,31 @@ def test_adam_gives_the_same_image_with_both_backends(engines):
     np.testing.assert_allclose(graph.image, training.image, atol=1e-5, rtol=0)
     for actual, desired in zip(graph.records, training.records, strict=True):
         assert actual.terms[contract.LOSS] == pytest.approx(desired.terms[contract.LOSS], rel=1e-5)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@needs_torch
+def test_sliced_gradient_matches_autograd(small_exports, size):
+    """The sliced style term's value and dL/dimage, the graph's against torch autograd on the
+    export's module: α Σ w_c C_l + β Σ w_l S_l + γ TV with the matched values held fixed."""
+    import torch
+
+    export = small_exports(Arch.VGG16, Pooling.AVG)
+    # β: random weights give small sliced terms too; 1e4 makes the two kinds of term alike.
+    spec = LossSpec(*LAYER_SETS["to-relu3_1"], 1.0, 1e4, 0.5, style_loss=contract.StyleLoss.SLICED)
+    image, frozen = export.inputs(spec, size)
+    module = export.module
+    x = torch.from_numpy(image).requires_grad_(True)
+    outputs = dict(
+        zip(module.output_names(), module(x, *module_inputs(module, spec, frozen, size)), strict=True)
+    )
+    content = sum(w * outputs[contract.content_loss(layer)] for layer, w in spec.content_layers.items())
+    style = sum(w * outputs[contract.sliced_loss(layer)] for layer, w in spec.style_layers.items())
+    loss = 1.0 * content + 1e4 * style + 0.5 * outputs[contract.LOSS_TV]
+    loss.backward()
+
+    actual_terms, actual = GraphBackend(export.session(spec), frozen, image.shape).value_and_grad(image)
+    assert relative_error(actual, x.grad.numpy()) <= 1e-3  # the exporter's bound for this term
+    assert actual_terms[contract.LOSS_STYLE] == pytest.approx(float(style.detach()), rel=1e-4)
+    assert actual_terms[contract.LOSS] == pytest.approx(float(loss.detach()), rel=1e-4)
+    assert 1e4 * float(style) > 0.1 * float(content)  # the term counts: not zero compared with zero

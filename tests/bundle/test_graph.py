@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import onnx
 import pytest
 
 from nst_ort import contract
-from nst_ort.bundle import driver
+from nst_ort.bundle import driver, make_bundle
 from nst_ort.bundle.graph import FILES
 from nst_ort.bundle.write import INITIAL_IMAGE
 from nst_ort.imageio import load_image, resize, to_nchw
@@ -76,7 +77,20 @@ def test_graph_bundle_holds_the_contract(graph_bundle):
     assert (optimizer["betas"], optimizer["eps"], optimizer["clip"]) == (list(ADAM_BETAS), 1e-8, [0.0, 1.0])
 
 
-def test_inputs_hold_the_engine_targets_and_weights(graph_bundle, inputs, graph_config, graph_engine):
+@pytest.fixture(scope="module", params=list(contract.StyleLoss), ids=lambda kind: kind.value)
+def kind_bundle(request, graph_bundle, inputs, graph_config, graph_engine, tmp_path_factory):
+    """The graph bundle with each kind of style term, and the config it was written with."""
+    if request.param is contract.StyleLoss.GRAM:
+        return graph_bundle, graph_config
+    config = replace(graph_config, loss=replace(graph_config.loss, style_loss=request.param))
+    folder = tmp_path_factory.mktemp("sliced-bundle") / "tiny"
+    content, style = inputs
+    make_bundle(content, [style], folder, config, graph_engine)
+    return folder, config
+
+
+def test_inputs_hold_the_engine_targets_and_weights(kind_bundle, inputs, graph_engine):
+    graph_bundle, graph_config = kind_bundle
     desired = dict(engine_targets(inputs, graph_config, graph_engine).frozen)
     actual = driver.read_inputs(driver.load_bundle(graph_bundle))
     assert sorted(actual) == sorted(desired)
@@ -95,9 +109,10 @@ def _run_model(bundle: Path, image: np.ndarray, outputs: list[str]) -> dict[str,
     return dict(zip(outputs, session.run(outputs, feeds), strict=True))
 
 
-def test_model_gives_the_engine_loss_and_gradient(graph_bundle, inputs, graph_config, graph_engine):
+def test_model_gives_the_engine_loss_and_gradient(kind_bundle, inputs, graph_engine):
     """One evaluation, the same numbers as `nst-ort stylize`'s ort-graph backend (no loop, so
     nothing a step could amplify)."""
+    graph_bundle, graph_config = kind_bundle
     image = _initial(graph_bundle)
     actual = _run_model(graph_bundle, image, [*contract.TERMS, contract.IMAGE_GRAD])
     targets = engine_targets(inputs, graph_config, graph_engine)
@@ -108,9 +123,11 @@ def test_model_gives_the_engine_loss_and_gradient(graph_bundle, inputs, graph_co
     np.testing.assert_allclose(actual[contract.IMAGE_GRAD], grad, rtol=1e-4, atol=1e-5 * np.abs(grad).max())
 
 
-def test_model_outputs_the_targets_of_its_input_image(graph_bundle, inputs, graph_config, graph_engine):
+def test_model_outputs_the_targets_of_its_input_image(kind_bundle, inputs, graph_engine):
     """Run on the photo (and on the painting) instead of the image, the model gives their targets:
-    what the page does with the user's own pictures."""
+    what the page does with the user's own pictures (the sliced term's quantiles along the
+    directions the bundle holds)."""
+    graph_bundle, graph_config = kind_bundle
     manifest = _manifest(graph_bundle)
     content, style = inputs
     height, width = manifest["image"]["shape"][2:]

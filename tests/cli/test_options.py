@@ -88,7 +88,14 @@ def test_style_layers_left_out_mean_the_configs():
     desired = LossSpec()
     content_layers = layerspec.format_layers(desired.content_layers)
     actual = loss_from_options(
-        info, content_layers, None, desired.content_weight, desired.style_weight, desired.tv_weight, True
+        info,
+        content_layers,
+        None,
+        desired.content_weight,
+        desired.style_weight,
+        desired.tv_weight,
+        desired.normalize,
+        desired.style_loss,
     )
     assert actual == desired
 

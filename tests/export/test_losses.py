@@ -51,3 +51,58 @@ def test_tv_of_a_checkerboard():
 def test_avg_pool2_matches_torch_pooling(h, w):
     x = torch.rand(1, 3, h, w)
     torch.testing.assert_close(avg_pool2(x), F.avg_pool2d(x, 2), rtol=1e-6, atol=1e-6)
+
+
+def exact_match(projected: np.ndarray, target_values: np.ndarray) -> np.ndarray:
+    """Sliced Wasserstein's pairing (Heitz et al. 2021): each value's rank in its row, sorted,
+    onto the target's quantile function at the same level, by numpy's sort and interpolation."""
+    m = projected.shape[1]
+    levels = (np.argsort(np.argsort(projected, axis=1), axis=1) + 0.5) / m
+    grid = (np.arange(target_values.shape[1]) + 0.5) / target_values.shape[1]
+    return np.stack(
+        [np.interp(level, grid, np.sort(row)) for level, row in zip(levels, target_values, strict=True)]
+    )
+
+
+# Error bounds as shares of the target's range: the mean, and the 99th percentile (the extreme
+# tail, where the quantile function is steep, is off by more: a rank error of one value there).
+@pytest.mark.parametrize(("stride", "mean_bound", "p99_bound"), [(1, 0.001, 0.01), (4, 0.003, 0.025)])
+def test_histogram_match_is_near_the_exact_pairing(stride, mean_bound, p99_bound):
+    from export.losses import histogram_match, quantiles
+
+    rng = np.random.default_rng(2)
+    # Skewed rows, as ReLU features projected are: a mass near zero and a long tail.
+    projected = rng.gamma(0.7, size=(6, 16384)).astype(np.float32) * rng.random((6, 1)).astype(np.float32)
+    target = rng.gamma(2.0, size=(6, 3000)).astype(np.float32) + 1.0
+    actual = histogram_match(torch.from_numpy(projected), quantiles(torch.from_numpy(target)), stride).numpy()
+    desired = exact_match(projected, target)
+    error = np.abs(actual - desired) / (target.max() - target.min())
+    assert error.mean() <= mean_bound
+    assert np.percentile(error, 99) <= p99_bound
+
+
+def test_quantiles_are_the_sorted_values_at_the_mid_quantiles():
+    from export.losses import quantiles
+
+    values = torch.arange(8.0).flip(0)[None].repeat(2, 1)  # 7 … 0
+    actual = quantiles(values, count=4).numpy()
+    desired = np.array([[1.0, 3.0, 5.0, 7.0]] * 2)  # positions ⌊(q + ½)·8/4⌋ = 1, 3, 5, 7
+    np.testing.assert_array_equal(actual, desired)
+
+
+def test_sliced_loss_of_a_distribution_against_itself_is_near_zero_and_against_another_is_not():
+    from export.losses import histogram_match, projections, quantiles, sliced_loss
+
+    rng = np.random.default_rng(3)
+    features = torch.from_numpy(rng.gamma(1.0, size=(1, 16, 40, 50)).astype(np.float32))
+    other = features * 1.5 + 0.2
+    directions = torch.linalg.qr(torch.from_numpy(rng.standard_normal((16, 16))))[0].T.float()
+    p = projections(features, directions)
+    same = sliced_loss(p, histogram_match(p, quantiles(p))).item()
+    different = sliced_loss(p, histogram_match(p, quantiles(projections(other, directions)))).item()
+    size = float((p**2).sum() / p.shape[1])
+    assert same <= 1e-3 * size
+    # Matched to 1.5x + 0.2 along each direction: the loss is the transport cost, Σ(0.5p + 0.2·Σd)².
+    shift = 0.2 * directions.sum(1, keepdim=True)
+    desired = float(((0.5 * p + shift) ** 2).sum() / p.shape[1])
+    assert different == pytest.approx(desired, rel=0.02)
