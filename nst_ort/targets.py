@@ -69,7 +69,7 @@ class TargetComputer:
         (neural-style's -style_scale). Grams are per position (see the exporter), so styles of
         any size blend and compare with the output's.
         """
-        size = max(16, round(max(output_size) * style_scale))
+        size = style_side(output_size, style_scale)
         total = float(sum(blend))
         result: dict[str, np.ndarray] = {}
         if sliced(self.spec):
@@ -111,6 +111,11 @@ def style_term_size(spec: LossSpec, layer: str) -> float:
     Gram's Σ(G−A)²/(4N²); Q for the sliced term's Σ(P−T)²/M, whose target has Q quantiles per
     direction (the style's mean squared projection, summed over directions)."""
     return float(contract.QUANTILES if sliced(spec) else 4 * contract.layer_channels(layer) ** 2)
+
+
+def style_side(output_size: tuple[int, int], style_scale: float) -> int:
+    """The longest side a style image is resized to for an output of `output_size`."""
+    return max(16, round(max(output_size) * style_scale))
 
 
 def normalized_loss(spec: LossSpec, values: dict[str, np.ndarray], height: int, width: int) -> LossSpec:
