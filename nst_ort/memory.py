@@ -12,7 +12,8 @@ the graphs cut from it and the ONNX Runtime sessions each hold the weights):
   1448 px 1.86 and 1.91 times (ONNX Runtime's arenas keep what the passes before took, and grow
   in large steps).
 
-The estimate rounds both factors up; a backend not measured gets ort-training's.
+The estimate rounds both factors up; a backend not measured gets ort-training's. Estimates are
+for the backend that runs (the engine's, `auto` resolved).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from nst_ort import backends, contract
+from nst_ort import contract
 from nst_ort.config import LossSpec
 from nst_ort.contract import MIN_SIDE
 from nst_ort.errors import NstError
@@ -57,7 +58,7 @@ def factors(backend: str) -> Factors:
     return FACTORS.get(backend, UNMEASURED)
 
 
-def bytes_per_pixel(info: ModelInfo, spec: LossSpec, backend: str = backends.DEFAULT) -> float:
+def bytes_per_pixel(info: ModelInfo, spec: LossSpec, backend: str) -> float:
     factor = factors(backend).activations
     layers = list(spec.content_layers) + list(spec.style_layers)
     if not layers:  # TV alone: the image and its gradient
@@ -66,13 +67,11 @@ def bytes_per_pixel(info: ModelInfo, spec: LossSpec, backend: str = backends.DEF
     return 4 * activation_floats_per_pixel(info.arch, deepest) * factor
 
 
-def fixed_bytes(info: ModelInfo, backend: str = backends.DEFAULT) -> int:
+def fixed_bytes(info: ModelInfo, backend: str) -> int:
     return BASE_BYTES + factors(backend).model_copies * info.size_bytes
 
 
-def estimate_bytes(
-    info: ModelInfo, spec: LossSpec, height: int, width: int, backend: str = backends.DEFAULT
-) -> int:
+def estimate_bytes(info: ModelInfo, spec: LossSpec, height: int, width: int, backend: str) -> int:
     return int(fixed_bytes(info, backend) + bytes_per_pixel(info, spec, backend) * height * width)
 
 
@@ -128,7 +127,7 @@ def largest_fitting_side(
     height: int,
     width: int,
     available: int,
-    backend: str = backends.DEFAULT,
+    backend: str,
 ) -> int:
     """The longest side, keeping the aspect ratio, whose estimate fits in `available`."""
     pixels = (available - fixed_bytes(info, backend)) / bytes_per_pixel(info, spec, backend)
@@ -140,8 +139,8 @@ def check_fits(
     spec: LossSpec,
     height: int,
     width: int,
+    backend: str,
     available: int | None = None,
-    backend: str = backends.DEFAULT,
 ) -> None:
     """Refuse up front, with the estimate and the largest size that fits, rather than be killed."""
     available = available_bytes() if available is None else available

@@ -78,7 +78,7 @@ def resolve(
     total = memory.total_bytes() if total is None else total
     if config.tile:
         if height * width <= config.tile**2:
-            memory.check_fits(engine.model_info, config.loss, height, width, available, engine.backend)
+            memory.check_fits(engine.model_info, config.loss, height, width, engine.backend, available)
         elif tile_bytes(engine, config, config.tile, height, width) > available:
             need = tile_bytes(engine, config, config.tile, height, width) / 2**30
             largest = largest_tile(engine, config, height, width, available)

@@ -45,7 +45,7 @@ def test_what_fits_nowhere_is_refused_with_the_largest_size_that_does(engine):
         resolve(engine, StylizeConfig(size=4096), FRAME, available=GIB, total=GIB)
     assert "the largest size that fits is about `size`" in str(info.value)
     side = int(str(info.value).rsplit(" ", 1)[1])
-    smallest = estimate_bytes(engine.model_info, StylizeConfig().loss, MIN_TILE, MIN_TILE)
+    smallest = estimate_bytes(engine.model_info, StylizeConfig().loss, MIN_TILE, MIN_TILE, engine.backend)
     assert smallest + FULL_BYTES_PER_PIXEL * side * side * 3 // 4 <= GIB
 
 
