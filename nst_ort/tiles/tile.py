@@ -140,13 +140,57 @@ def tiled_targets(
     tops = [round(i * height / rows) for i in range(rows + 1)]
     lefts = [round(j * width / cols) for j in range(cols + 1)]
     sy, sx = style.shape[0] / height, style.shape[1] / width
-    result: dict[str, np.ndarray] = {}
+    parts = []
     for top, bottom in zip(tops, tops[1:], strict=False):
         for left, right in zip(lefts, lefts[1:], strict=False):
             box = (left * sx, top * sy, right * sx, bottom * sy)
             crop = resize(style, bottom - top, right - left, box)
-            share = np.float32((bottom - top) * (right - left) / (height * width))
-            values = engine.style_targets(spec, [crop], [1.0], 1.0, crop.shape[:2])
-            for key, value in values.items():
-                result[key] = result[key] + value * share if key in result else value * share
+            share = (bottom - top) * (right - left) / (height * width)
+            parts.append((share, engine.style_targets(spec, [crop], [1.0], 1.0, crop.shape[:2])))
+    return pooled(parts)
+
+
+# The sliced style term's targets (`style.LAYER.quantile_target`, C x QUANTILES): per direction,
+# the quantiles of the style's projected features.
+QUANTILES = ".quantile_target"
+
+
+def pooled(parts: list[tuple[float, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
+    """The targets of a whole style image from those of its tiles, each with its share of the
+    pixels. A target that is a mean over positions (a Gram per position; a constant, such as a
+    term's projection directions, stays itself) is the shares' weighted mean; a distribution's
+    quantiles (the sliced term's) are the quantiles of the tiles' mixture, which the mean of their
+    quantiles is not. Whatever else the targets hold is taken as a mean."""
+    result = {}
+    for key in parts[0][1]:
+        if key.endswith(QUANTILES):
+            result[key] = mixture_quantiles([(share, values[key]) for share, values in parts])
+        else:
+            result[key] = sum(values[key] * np.float32(share) for share, values in parts)
     return result
+
+
+def mixture_quantiles(parts: list[tuple[float, np.ndarray]]) -> np.ndarray:
+    """Quantiles along the last axis of a mixture of distributions, each given by its quantiles
+    (Q values at the levels (j + 1/2) / Q, j < Q) and its weight, at those levels again.
+
+    Each part's Q values stand for Q atoms of equal mass; the mixture's atoms, sorted, with the
+    cumulative mass up to each, give its quantile at a level as the first atom whose cumulative
+    mass reaches it. One part (or parts alike) gives back its values exactly.
+    """
+    count = parts[0][1].shape[-1]
+    total = sum(share for share, _ in parts)
+    values = np.concatenate([np.asarray(v, np.float32) for _, v in parts], axis=-1)
+    mass = np.concatenate([np.full(v.shape[-1], share / total / v.shape[-1]) for share, v in parts])
+    rows = values.reshape(-1, values.shape[-1])
+    order = np.argsort(rows, axis=-1, kind="stable")
+    cumulative = np.cumsum(mass[order], axis=-1)
+    # One search over all rows: row r's masses (in [0, 1]) and levels shifted by 2r stay in order.
+    offset = 2.0 * np.arange(len(rows))[:, None]
+    levels = (np.arange(count) + 0.5) / count
+    found = np.searchsorted((cumulative + offset).ravel(), (levels + offset).ravel())
+    found = np.minimum(
+        found.reshape(len(rows), count) - np.arange(len(rows))[:, None] * rows.shape[-1], rows.shape[-1] - 1
+    )
+    picked = np.take_along_axis(np.take_along_axis(rows, order, axis=-1), found, axis=-1)
+    return picked.reshape(*values.shape[:-1], count)

@@ -1,4 +1,5 @@
-"""One tile's work: its loss scaled to its share of the image, and style targets from style tiles."""
+"""One tile's work: its loss scaled to its share of the image, and style targets from style tiles
+(Grams averaged, a sliced term's quantiles those of the tiles' mixture)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from nst_ort.config import LossSpec, Optimizer
 from nst_ort.engine import Engine
 from nst_ort.imageio import fit_longest, load_image, resize
 from nst_ort.tiles import Tile, TileJob, compute_tile
-from nst_ort.tiles.tile import style_targets
+from nst_ort.tiles.tile import pooled, style_targets
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +57,40 @@ def test_style_targets_from_style_tiles_are_near_the_whole_style(engine, make_im
     # A style that fits one tile is what an untiled run uses, exactly.
     whole = style_targets(engine, spec, [style], [1.0], 1.0, (96, 128), tile=128)
     assert all(np.array_equal(whole[key], desired[key]) for key in desired)
+
+
+def quantiles(samples: np.ndarray, count: int) -> np.ndarray:
+    """numpy's quantiles of each row at the levels (j + 1/2) / count."""
+    return np.quantile(samples, (np.arange(count) + 0.5) / count, axis=-1, method="inverted_cdf").T
+
+
+def test_pooled_targets_average_grams_and_mix_quantiles():
+    rng = np.random.default_rng(0)
+    gram, quantile = "style.relu1_1.gram_target", "style.relu1_1.quantile_target"
+    # Two tiles of one style: 3000 and 1000 positions of 2 channels, distributed unlike each other.
+    big = rng.normal(0.0, 1.0, (2, 3000)).astype(np.float32)
+    small = rng.normal(3.0, 0.5, (2, 1000)).astype(np.float32)
+    count = 256
+
+    def targets(features):
+        return {gram: features @ features.T / features.shape[1], quantile: quantiles(features, count)}
+
+    actual = pooled([(0.75, targets(big)), (0.25, targets(small))])
+    desired = targets(np.concatenate([big, small], axis=1))
+    np.testing.assert_allclose(actual[gram], desired[gram], rtol=1e-5)
+    # The mixture's quantiles, to within the tiles' quantiles' resolution: the share of all the
+    # positions below each is its level to within 1/count...
+    both = np.sort(np.concatenate([big, small], axis=1), axis=1)
+    levels = (np.arange(count) + 0.5) / count
+
+    def error(values):
+        below = np.stack([np.searchsorted(row, v, side="right") for row, v in zip(both, values, strict=True)])
+        return np.abs(below / both.shape[1] - levels).max()
+
+    assert actual[quantile].shape == (2, count) and error(actual[quantile]) < 1 / count
+    # ...where the mean of the tiles' quantiles is far off.
+    mean = 0.75 * targets(big)[quantile] + 0.25 * targets(small)[quantile]
+    assert error(mean) > 0.1
+    # One tile gives its own targets back.
+    alone = targets(small)
+    assert np.array_equal(pooled([(1.0, alone)])[quantile], alone[quantile])
