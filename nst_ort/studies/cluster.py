@@ -294,10 +294,12 @@ class Cluster:
         per-iteration progress). The style targets go into the object store once per pass."""
         ray = require_ray()
         threads = self.threads_for(config.threads, count)
-        job = Job(str(self.model_path), self.info.sha256, config.device.value, threads, config.backend)
+        # The device and backend resolved here, not `auto` again on each worker: a worker that
+        # resolved them otherwise (bf16 on a CPU with AMX) would paint its tiles differently.
+        job = Job(str(self.model_path), self.info.sha256, engine.device, threads, engine.backend)
         options = {
             "num_cpus": threads,
-            "num_gpus": 1 if config.device is Device.CUDA else 0,
+            "num_gpus": 1 if engine.device == "cuda" else 0,
             "max_retries": self.retries,
             "retry_exceptions": False,
         }
