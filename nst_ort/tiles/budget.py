@@ -77,14 +77,16 @@ def resolve(
     available = memory.available_bytes() if available is None else available
     total = memory.total_bytes() if total is None else total
     if config.tile:
-        if height * width <= config.tile**2:
-            memory.check_fits(engine.model_info, config.loss, height, width, engine.backend, available)
-        elif tile_bytes(engine, config, config.tile, height, width) > available:
-            need = tile_bytes(engine, config, config.tile, height, width) / 2**30
+        if height * width <= config.tile**2:  # every pass whole
+            need = memory.estimate_bytes(engine.model_info, config.loss, height, width, engine.backend)
+        else:
+            need = tile_bytes(engine, config, config.tile, height, width)
+        if need > available:
+            # The hint is a tile that fits, where a smaller `size` would be the untiled run's.
             largest = largest_tile(engine, config, height, width, available)
             hint = f"the largest that fits is about `tile` {largest}" if largest >= MIN_TILE else "none fits"
             raise NstError(
-                f"`tile` {config.tile} at {width}x{height} px needs about {need:.1f} GiB of memory, "
+                f"`tile` {config.tile} at {width}x{height} px needs about {need / 2**30:.1f} GiB of memory, "
                 f"{available / 2**30:.1f} GiB is available; {hint}"
             )
         return config

@@ -55,6 +55,11 @@ def test_a_given_tile_is_checked(engine):
     with pytest.raises(NstError, match=r"`tile` 2048 at 4096x3072 px needs about .* GiB") as info:
         resolve(engine, config, FRAME, available=8 * GIB, total=64 * GIB)
     assert "the largest that fits is about `tile`" in str(info.value)
-    # A run whole within its tile is checked as a whole run.
-    with pytest.raises(NstError, match="1024x768 px needs about"):
-        resolve(engine, StylizeConfig(size=1024, tile=2048), FRAME, available=GIB, total=64 * GIB)
+    # A run whole within its tile is checked as a whole run, and told of the tile that fits.
+    config = StylizeConfig(size=4096, tile=4096)
+    whole = estimate_bytes(engine.model_info, config.loss, 3072, 4096, engine.backend)
+    assert resolve(engine, config, FRAME, available=whole, total=64 * GIB) == config
+    with pytest.raises(NstError, match=r"`tile` 4096 at 4096x3072 px needs about .* GiB") as info:
+        resolve(engine, config, FRAME, available=whole - 1, total=64 * GIB)
+    largest = int(str(info.value).rsplit(" ", 1)[1])
+    assert MIN_TILE <= largest < 4096 and tile_bytes(engine, config, largest, 3072, 4096) < whole
