@@ -116,13 +116,15 @@ class Engine:
         blend: list[float],
         style_scale: float,
         output_size: tuple[int, int],
+        directions: dict[str, np.ndarray] | None = None,
     ) -> dict[str, np.ndarray]:
-        """The style part: A from the styles, blended, each resized for an output of `output_size`."""
+        """The style part: A from the styles, blended, each resized for an output of `output_size`
+        (the sliced term's `directions` those of that size unless given)."""
         if not spec.style_layers:
             return {}
         if not styles:
             raise NstError("a style loss needs at least one style image")
-        return self._targets(spec).style_targets(styles, blend, output_size, style_scale)
+        return self._targets(spec).style_targets(styles, blend, output_size, style_scale, directions)
 
     def weighted(
         self, spec: LossSpec, values: dict[str, np.ndarray], height: int, width: int, seconds: float = 0.0

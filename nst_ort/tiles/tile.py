@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nst_ort import contract
 from nst_ort.config import LossSpec, Optimizer, Status
 from nst_ort.engine import Engine, PassInfo
+from nst_ort.graphs import sliced
 from nst_ort.imageio import fit_longest, from_nchw, resize, to_nchw
 from nst_ort.loop import AdamState, Callback, StepRecord
-from nst_ort.targets import style_side
+from nst_ort.targets import directions, style_side
 from nst_ort.tiles.grid import Tile
 
 
@@ -125,7 +127,7 @@ def style_targets(
         if height * width <= tile * tile:
             values = engine.style_targets(spec, [style], [1.0], style_scale, output_size)
         else:
-            values = tiled_targets(engine, spec, style, height, width, tile)
+            values = tiled_targets(engine, spec, style, height, width, tile, output_size)
         for key, value in values.items():
             share = value * np.float32(weight / total)
             result[key] = result[key] + share if key in result else share
@@ -133,37 +135,44 @@ def style_targets(
 
 
 def tiled_targets(
-    engine: Engine, spec: LossSpec, style: np.ndarray, height: int, width: int, tile: int
+    engine: Engine,
+    spec: LossSpec,
+    style: np.ndarray,
+    height: int,
+    width: int,
+    tile: int,
+    output_size: tuple[int, int],
 ) -> dict[str, np.ndarray]:
-    """The targets of `style` resized to height x width, from tiles of at most tile x tile px."""
+    """The targets of `style` resized to height x width, from tiles of at most tile x tile px,
+    for a pass at `output_size` (whose sliced directions every tile shares)."""
     rows, cols = -(-height // tile), -(-width // tile)
     tops = [round(i * height / rows) for i in range(rows + 1)]
     lefts = [round(j * width / cols) for j in range(cols + 1)]
     sy, sx = style.shape[0] / height, style.shape[1] / width
+    given = directions(spec, output_size) if sliced(spec) else None
     parts = []
     for top, bottom in zip(tops, tops[1:], strict=False):
         for left, right in zip(lefts, lefts[1:], strict=False):
             box = (left * sx, top * sy, right * sx, bottom * sy)
             crop = resize(style, bottom - top, right - left, box)
             share = (bottom - top) * (right - left) / (height * width)
-            parts.append((share, engine.style_targets(spec, [crop], [1.0], 1.0, crop.shape[:2])))
-    return pooled(parts)
+            values = engine.style_targets(spec, [crop], [1.0], 1.0, crop.shape[:2], given)
+            parts.append((share, values))
+    return pooled(spec, parts)
 
 
-# The sliced style term's targets (`style.LAYER.quantile_target`, C x QUANTILES): per direction,
-# the quantiles of the style's projected features.
-QUANTILES = ".quantile_target"
-
-
-def pooled(parts: list[tuple[float, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
+def pooled(spec: LossSpec, parts: list[tuple[float, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
     """The targets of a whole style image from those of its tiles, each with its share of the
-    pixels. A target that is a mean over positions (a Gram per position; a constant, such as a
-    term's projection directions, stays itself) is the shares' weighted mean; a distribution's
+    pixels. What every tile has alike (the sliced term's directions) stays itself; a target that
+    is a mean over positions (a Gram per position) is the shares' weighted mean; a distribution's
     quantiles (the sliced term's) are the quantiles of the tiles' mixture, which the mean of their
     quantiles is not. Whatever else the targets hold is taken as a mean."""
-    result = {}
-    for key in parts[0][1]:
-        if key.endswith(QUANTILES):
+    quantiles = {contract.style_quantile_target(layer) for layer in spec.style_layers}
+    first, result = parts[0][1], {}
+    for key in first:
+        if all(np.array_equal(values[key], first[key]) for _, values in parts):
+            result[key] = first[key]
+        elif key in quantiles:
             result[key] = mixture_quantiles([(share, values[key]) for share, values in parts])
         else:
             result[key] = sum(values[key] * np.float32(share) for share, values in parts)

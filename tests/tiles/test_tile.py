@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from nst_ort import contract
 from nst_ort.config import LossSpec, Optimizer
 from nst_ort.engine import Engine
 from nst_ort.imageio import fit_longest, load_image, resize
@@ -39,12 +40,17 @@ def test_a_tile_s_loss_and_steps_are_its_share(engine, make_image):
     np.testing.assert_allclose(quarter.adam.v, whole.adam.v / 16, rtol=1e-2, atol=1e-20)  # g² / 16
 
 
-def test_style_targets_from_style_tiles_are_near_the_whole_style(engine, make_image):
-    spec = LossSpec(content_layers={}, style_layers={"relu1_1": 1.0, "relu3_1": 1.0})
+@pytest.mark.parametrize("kind", list(contract.StyleLoss))
+def test_style_targets_from_style_tiles_are_near_the_whole_style(engine, make_image, kind):
+    spec = LossSpec(content_layers={}, style_layers={"relu1_1": 1.0, "relu3_1": 1.0}, style_loss=kind)
     style = load_image(make_image("s.png", 96, 128, seed=2))
     desired = engine.style_targets(spec, [style], [1.0], 1.0, (96, 128))
     actual = style_targets(engine, spec, [style], [1.0], 1.0, (96, 128), tile=64)  # 2 x 2 tiles
     assert desired.keys() == actual.keys()
+    for layer in spec.style_layers:  # the sliced term's directions: the pass's, as the whole's
+        key = contract.style_directions(layer)
+        assert (key in desired) is (kind is contract.StyleLoss.SLICED)
+        assert key not in desired or np.array_equal(actual[key], desired[key])
     for key in desired:
         error = np.linalg.norm(actual[key] - desired[key]) / np.linalg.norm(desired[key])
         assert error < 0.1, (key, error)
@@ -66,7 +72,8 @@ def quantiles(samples: np.ndarray, count: int) -> np.ndarray:
 
 def test_pooled_targets_average_grams_and_mix_quantiles():
     rng = np.random.default_rng(0)
-    gram, quantile = "style.relu1_1.gram_target", "style.relu1_1.quantile_target"
+    spec = LossSpec(content_layers={}, style_layers={"relu1_1": 1.0})
+    gram, quantile = contract.style_target("relu1_1"), contract.style_quantile_target("relu1_1")
     # Two tiles of one style: 3000 and 1000 positions of 2 channels, distributed unlike each other.
     big = rng.normal(0.0, 1.0, (2, 3000)).astype(np.float32)
     small = rng.normal(3.0, 0.5, (2, 1000)).astype(np.float32)
@@ -75,7 +82,7 @@ def test_pooled_targets_average_grams_and_mix_quantiles():
     def targets(features):
         return {gram: features @ features.T / features.shape[1], quantile: quantiles(features, count)}
 
-    actual = pooled([(0.75, targets(big)), (0.25, targets(small))])
+    actual = pooled(spec, [(0.75, targets(big)), (0.25, targets(small))])
     desired = targets(np.concatenate([big, small], axis=1))
     np.testing.assert_allclose(actual[gram], desired[gram], rtol=1e-5)
     # The mixture's quantiles, to within the tiles' quantiles' resolution: the share of all the
@@ -93,4 +100,4 @@ def test_pooled_targets_average_grams_and_mix_quantiles():
     assert error(mean) > 0.1
     # One tile gives its own targets back.
     alone = targets(small)
-    assert np.array_equal(pooled([(1.0, alone)])[quantile], alone[quantile])
+    assert np.array_equal(pooled(spec, [(1.0, alone)])[quantile], alone[quantile])
