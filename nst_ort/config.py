@@ -142,6 +142,9 @@ class StylizeConfig:
     # first at or above `min_scale` (128, 181, 256, 362, 512 for 512 px); 0, or `size` or more:
     # one pass.
     min_scale: int = 128
+    # Passes with more pixels than a `tile` x `tile` square run in overlapping tiles of at most
+    # that side, blended (nst_ort/tiles/); 0: chosen from the memory available (tiles.resolve).
+    tile: int = 0
     # Adam: the output is the exponential moving average of the iterates with this decay
     # (0: the last iterate); see loop.run_adam.
     ema_decay: float = 0.99
@@ -196,6 +199,10 @@ def config_from_dict(data: dict) -> StylizeConfig:
 
 
 # --- validation ----------------------------------------------------------------------------------
+
+# The smallest tile side: room for its overlaps (nst_ort/tiles/grid.py) and a few pixels at the
+# deepest layers.
+MIN_TILE = 32
 
 
 def pass_sizes(config: StylizeConfig) -> list[int]:
@@ -295,6 +302,8 @@ def validate(
         raise NstError(f"`threads` {config.threads}: 0 (one per core) or more")
     if config.min_scale and config.min_scale < contract.MIN_SIDE:
         raise NstError(f"`min_scale` {config.min_scale}: 0 (one pass) or at least {contract.MIN_SIDE} px")
+    if config.tile and config.tile < MIN_TILE:
+        raise NstError(f"`tile` {config.tile}: 0 (chosen from the memory) or at least {MIN_TILE} px")
     _finite("ema_decay", config.ema_decay)
     if not 0 <= config.ema_decay < 1:
         raise NstError(f"`ema_decay` {config.ema_decay}: from 0 (off) to less than 1")

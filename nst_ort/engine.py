@@ -48,6 +48,23 @@ class PassInfo:
     loop_seconds: float
 
 
+class Scaled:
+    """An objective whose loss terms and gradient are `scale` times another's (its `precise`
+    twin, where it has one, alike)."""
+
+    def __init__(self, objective, scale: float):
+        self.objective, self.scale, self.shape = objective, scale, objective.shape
+
+    def __getattr__(self, name: str):
+        if name == "precise":  # built when first asked for (backends/openvino.py)
+            return Scaled(self.objective.precise, self.scale)
+        raise AttributeError(name)
+
+    def value_and_grad(self, image: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
+        terms, grad = self.objective.value_and_grad(image)
+        return {name: value * self.scale for name, value in terms.items()}, grad * np.float32(self.scale)
+
+
 class Engine:
     def __init__(
         self,
@@ -75,7 +92,7 @@ class Engine:
     def check_memory(self, spec: LossSpec, height: int, width: int) -> None:
         """Refuse a size whose estimated host memory exceeds what is available (CPU only)."""
         if self.device == "cpu":
-            check_fits(self.info, spec, height, width)
+            check_fits(self.info, spec, height, width, backend=self.backend)
 
     def _targets(self, spec: LossSpec) -> TargetComputer:
         key = spec.layer_key()
@@ -83,6 +100,39 @@ class Engine:
             check_loss(spec, self.info)  # a layer the model lacks would fail deep in onnx
             self._target_computers[key] = TargetComputer(self.model, spec, self.device, self.threads)
         return self._target_computers[key]
+
+    def content_targets(self, spec: LossSpec, content: np.ndarray | None) -> dict[str, np.ndarray]:
+        """The content part of a pass's targets: P from `content`, already at the output size."""
+        if not spec.content_layers:
+            return {}
+        if content is None:
+            raise NstError("a content loss needs a content image")
+        return self._targets(spec).content_targets(content)
+
+    def style_targets(
+        self,
+        spec: LossSpec,
+        styles: list[np.ndarray],
+        blend: list[float],
+        style_scale: float,
+        output_size: tuple[int, int],
+        directions: dict[str, np.ndarray] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """The style part: A from the styles, blended, each resized for an output of `output_size`
+        (the sliced term's `directions` those of that size unless given)."""
+        if not spec.style_layers:
+            return {}
+        if not styles:
+            raise NstError("a style loss needs at least one style image")
+        return self._targets(spec).style_targets(styles, blend, output_size, style_scale, directions)
+
+    def weighted(
+        self, spec: LossSpec, values: dict[str, np.ndarray], height: int, width: int, seconds: float = 0.0
+    ) -> Targets:
+        """Targets with the weights that go with them for a height x width image (normalised by
+        the targets when `spec.normalize`)."""
+        weighted = normalized_loss(spec, values, height, width) if spec.normalize else spec
+        return Targets(values, weight_values(weighted), seconds)
 
     def targets(
         self,
@@ -96,17 +146,9 @@ class Engine:
         """P from `content` (already at the output size) and A from the styles, blended, and the
         weights that go with them (normalised by the targets when `spec.normalize`)."""
         start = time.perf_counter()
-        values: dict[str, np.ndarray] = {}
-        if spec.content_layers:
-            if content is None:
-                raise NstError("a content loss needs a content image")
-            values.update(self._targets(spec).content_targets(content))
-        if spec.style_layers:
-            if not styles:
-                raise NstError("a style loss needs at least one style image")
-            values.update(self._targets(spec).style_targets(styles, blend, output_size, style_scale))
-        weighted = normalized_loss(spec, values, *output_size) if spec.normalize else spec
-        return Targets(values, weight_values(weighted), time.perf_counter() - start)
+        values = self.content_targets(spec, content)
+        values.update(self.style_targets(spec, styles, blend, style_scale, output_size))
+        return self.weighted(spec, values, *output_size, seconds=time.perf_counter() - start)
 
     def optimize(
         self,
@@ -120,21 +162,24 @@ class Engine:
         start_step: int = 0,
         adam: AdamState | None = None,
         ema_decay: float = 0.0,
+        loss_scale: float = 1.0,
     ) -> tuple[LoopResult, PassInfo]:
         """Optimise the image from `init` (NCHW) against the given targets.
 
         Adam continues from `adam` (an earlier pass's state, resized) and, with `ema_decay`,
         returns the moving average of its iterates (loop.run_adam); L-BFGS uses neither.
+        `loss_scale` multiplies the loss terms and the gradient (a tile's share of its image).
         """
         check_loss(spec, self.info)
         _, _, height, width = init.shape
         self.check_memory(spec, height, width)
         prepared = self.gradient.prepare(spec, targets.frozen, height, width)
+        objective = prepared.objective if loss_scale == 1.0 else Scaled(prepared.objective, loss_scale)
         start = time.perf_counter()
         if Optimizer(optimizer) is Optimizer.ADAM:
-            result = run_adam(prepared.objective, init, iterations, lr, callback, start_step, adam, ema_decay)
+            result = run_adam(objective, init, iterations, lr, callback, start_step, adam, ema_decay)
         else:
-            result = run_lbfgs(prepared.objective, init, iterations, callback, start_step)
+            result = run_lbfgs(objective, init, iterations, callback, start_step)
         info = PassInfo(
             height, width, prepared.built, prepared.seconds, targets.seconds, time.perf_counter() - start
         )

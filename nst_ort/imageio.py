@@ -72,13 +72,20 @@ def fit_longest(height: int, width: int, size: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    if image.shape[:2] == (height, width):
+Box = tuple[float, float, float, float]  # (left, top, right, bottom) in the source's pixels
+
+
+def resize(image: np.ndarray, height: int, width: int, box: Box | None = None) -> np.ndarray:
+    """`image` (or its region `box`) at height x width, Lanczos, clipped to [0, 1].
+
+    A region's pixels are those of the whole image resized to the region's scale (to ~1e-6;
+    Pillow's filter reads the source beyond the box), so tiles cut this way fit together."""
+    if box is None and image.shape[:2] == (height, width):
         return image
     channels = [
         np.asarray(
             Image.fromarray(image[:, :, c].astype(np.float32), mode="F").resize(
-                (width, height), Image.Resampling.LANCZOS
+                (width, height), Image.Resampling.LANCZOS, box=box
             )
         )
         for c in range(image.shape[2])

@@ -221,21 +221,24 @@ class AdamState:
     def zeros(cls, shape: tuple[int, ...]) -> AdamState:
         return cls(np.zeros(shape, np.float32), np.zeros(shape, np.float32))
 
-    def resized(self, height: int, width: int) -> AdamState:
+    def resized(
+        self, height: int, width: int, box: tuple[float, float, float, float] | None = None
+    ) -> AdamState:
         """The moments at another image size, as style-transfer-pytorch carries them: the first
         bicubic, the second bilinear and kept non-negative. A pass that starts with the previous
         pass's moments takes steps of the size it had reached instead of starting cold, which
-        would add noise at the start of every pass."""
+        would add noise at the start of every pass. `box` (left, top, right, bottom, in this
+        state's pixels): the moments of that region only, as imageio.resize cuts a tile."""
         return AdamState(
-            _resize_planes(self.m, height, width, Image.Resampling.BICUBIC),
-            np.maximum(_resize_planes(self.v, height, width, Image.Resampling.BILINEAR), 0.0),
+            _resize_planes(self.m, height, width, Image.Resampling.BICUBIC, box),
+            np.maximum(_resize_planes(self.v, height, width, Image.Resampling.BILINEAR, box), 0.0),
             self.t,
         )
 
 
-def _resize_planes(array: np.ndarray, height: int, width: int, method) -> np.ndarray:
+def _resize_planes(array: np.ndarray, height: int, width: int, method, box=None) -> np.ndarray:
     planes = [
-        np.asarray(Image.fromarray(plane, mode="F").resize((width, height), method))
+        np.asarray(Image.fromarray(plane, mode="F").resize((width, height), method, box=box))
         for plane in np.asarray(array, np.float32).reshape(-1, *array.shape[-2:])
     ]
     return np.stack(planes).reshape(*array.shape[:-2], height, width)

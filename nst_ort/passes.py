@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from nst_ort import tiles
 from nst_ort.config import InitKind, Status, StylizeConfig, pass_sizes
+from nst_ort.engine import PassInfo
 from nst_ort.errors import NstError
 from nst_ort.imageio import fit_longest, from_nchw, load_image, resize, to_nchw
-from nst_ort.loop import AdamState, Callback
+from nst_ort.loop import AdamState, Callback, LoopResult
 from nst_ort.report import Report
 from nst_ort.run import Run
 
@@ -93,6 +95,45 @@ def initial_image(
     return resize(styles[0], height, width)
 
 
+def optimize_whole(
+    run: Run,
+    current: Pass,
+    content: np.ndarray | None,
+    styles: list[np.ndarray],
+    image: np.ndarray | None,
+    adam: AdamState | None,
+    steps: int,
+    left: int,
+    callback: Callback | None,
+) -> tuple[LoopResult, PassInfo]:
+    """One pass over the whole image: targets at its size, then the optimiser, for `left` steps
+    at most."""
+    config, engine = run.config, run.engine
+    height, width = fit_longest(*run.frame, current.size)
+    pass_content = None if content is None else resize(content, height, width)
+    targets = engine.targets(
+        config.loss, pass_content, styles, run.blend, config.style_scale, (height, width)
+    )
+    if image is None:
+        start = initial_image(config, height, width, pass_content, styles)
+    else:
+        start = resize(image, height, width)
+    if adam is not None:
+        adam = adam.resized(height, width)
+    return engine.optimize(
+        config.loss,
+        targets,
+        to_nchw(start),
+        config.optimizer,
+        min(left, current.iterations),
+        config.lr,
+        callback,
+        start_step=steps,
+        adam=adam,
+        ema_decay=config.ema_decay,
+    )
+
+
 def run_passes(
     run: Run,
     content: np.ndarray | None,
@@ -101,6 +142,7 @@ def run_passes(
     callback: Callback | None = None,
     on_pass: PassCallback | None = None,
     resume: tuple[np.ndarray, int] | None = None,
+    tiling: tiles.Tiling | None = None,
 ) -> PassesResult:
     """Run every planned pass of `run` on these images; each adds its records and a pass to `report`.
 
@@ -108,9 +150,10 @@ def run_passes(
     colour-preserving versions); `content` is resized from its full size for each pass, never
     from a smaller copy. A pass that is interrupted or meets a non-finite loss ends the run with
     its last good image, at its size. `resume` (image, steps done) skips the passes already
-    finished and continues the one the interrupted run was in, from its image.
+    finished and continues the one the interrupted run was in, from its image. A pass with more
+    pixels than a tile runs in tiles (nst_ort/tiles/), as `tiling` says.
     """
-    config, engine = run.config, run.engine
+    config = run.config
     image: np.ndarray | None = None
     adam: AdamState | None = None  # carried from pass to pass, resized (AdamState.resized)
     steps = 0
@@ -125,28 +168,11 @@ def run_passes(
         height, width = fit_longest(*run.frame, current.size)
         if on_pass is not None:
             on_pass(current)
-        pass_content = None if content is None else resize(content, height, width)
-        targets = engine.targets(
-            config.loss, pass_content, styles, run.blend, config.style_scale, (height, width)
-        )
-        if image is None:
-            start = initial_image(config, height, width, pass_content, styles)
+        if tiles.tiled(config, height, width):
+            start = image if image is not None else initial_image(config, height, width, content, styles)
+            result, info = tiles.run_pass(run, current, content, styles, start, adam, steps, callback, tiling)
         else:
-            start = resize(image, height, width)
-        if adam is not None:
-            adam = adam.resized(height, width)
-        result, info = engine.optimize(
-            config.loss,
-            targets,
-            to_nchw(start),
-            config.optimizer,
-            min(left, current.iterations),
-            config.lr,
-            callback,
-            start_step=steps,
-            adam=adam,
-            ema_decay=config.ema_decay,
-        )
+            result, info = optimize_whole(run, current, content, styles, image, adam, steps, left, callback)
         adam = result.adam
         # Records time the loop from its own start, after the artifacts and session are ready.
         report.add_records(result.records, time.time() - info.loop_seconds)

@@ -18,6 +18,7 @@ from nst_ort.engine import Engine
 from nst_ort.errors import NstError
 from nst_ort.imageio import fit_longest, load_image
 from nst_ort.report import Report
+from nst_ort.tiles.budget import resolve
 
 ImageLike = Path | str | np.ndarray
 
@@ -71,11 +72,14 @@ def prepare(
     content: ImageLike | None,
     styles: list[ImageLike],
     engine: Engine | None = None,
+    tiled: bool = True,
 ) -> Run:
     """Validate `config`, build the engine (or use `engine`), load the images, check the memory.
 
     `content` may be None for a run without a content image (a style reconstruction); the loss
-    and the start must then not need one.
+    and the start must then not need one. A run that may be `tiled` gets its `tile` chosen
+    (tiles.resolve) where it is 0 and the largest pass does not fit whole; one that may not (a
+    bundle) must fit whole.
     """
     validate(config, styles=len(styles))  # what needs no model fails before the model loads
     engine = engine or Engine(config.model, config.device, config.threads, backend=config.backend)
@@ -92,7 +96,10 @@ def prepare(
         raise NstError("`init` content needs a content image")
     if (config.loss.style_layers or config.init is InitKind.STYLE) and not style_images:
         raise NstError("at least one style image is needed")
-    engine.check_memory(config.loss, *fit_longest(*frame, config.size))  # the largest pass, up front
+    if tiled:
+        config = resolve(engine, config, frame)  # the tiles, or the largest pass whole, must fit
+    else:
+        engine.check_memory(config.loss, *fit_longest(*frame, config.size))  # the largest pass, up front
     sources = {"content": None if content is None else source_name(content)}
     sources["styles"] = [source_name(style) for style in styles]
     blend = blend_weights(config.style_blend, len(style_images)) if style_images else []

@@ -62,18 +62,20 @@ class TargetComputer:
         blend: list[float],
         output_size: tuple[int, int],
         style_scale: float,
+        given: dict[str, np.ndarray] | None = None,
     ) -> dict[str, np.ndarray]:
         """A for each style layer: the blend of the style images' Grams.
 
         Each style image is resized so its longest side is `style_scale` times the output's
         (neural-style's -style_scale). Grams are per position (see the exporter), so styles of
-        any size blend and compare with the output's.
+        any size blend and compare with the output's. The sliced term's directions are those of
+        a pass at `output_size` unless `given` (a part of a larger style image: its pass's).
         """
-        size = max(16, round(max(output_size) * style_scale))
+        size = style_side(output_size, style_scale)
         total = float(sum(blend))
         result: dict[str, np.ndarray] = {}
         if sliced(self.spec):
-            result.update(directions(self.spec, output_size))
+            result.update(directions(self.spec, output_size) if given is None else given)
         for style, weight in zip(styles, blend, strict=True):
             h, w = fit_longest(*style.shape[:2], size)
             feats = self.features(resize(style, h, w), result)
@@ -111,6 +113,11 @@ def style_term_size(spec: LossSpec, layer: str) -> float:
     Gram's Σ(G−A)²/(4N²); Q for the sliced term's Σ(P−T)²/M, whose target has Q quantiles per
     direction (the style's mean squared projection, summed over directions)."""
     return float(contract.QUANTILES if sliced(spec) else 4 * contract.layer_channels(layer) ** 2)
+
+
+def style_side(output_size: tuple[int, int], style_scale: float) -> int:
+    """The longest side a style image is resized to for an output of `output_size`."""
+    return max(16, round(max(output_size) * style_scale))
 
 
 def normalized_loss(spec: LossSpec, values: dict[str, np.ndarray], height: int, width: int) -> LossSpec:

@@ -44,6 +44,7 @@ def test_defaults_are_the_papers_and_ours():
     config = StylizeConfig()
     assert (config.size, config.iterations, config.optimizer, config.lr) == (512, 600, Optimizer.ADAM, 0.02)
     assert (config.init, config.min_scale, config.ema_decay) == (InitKind.NOISE, 128, 0.99)
+    assert config.tile == 0  # chosen from the memory (nst_ort/tiles/budget.py)
     # The paper's relu4_2 and five style layers; relu2_2, the normalisation and TV are ours
     # (docs/quality.md).
     assert config.loss.content_layers == {"relu4_2": 1.0, "relu2_2": 0.5}
@@ -78,6 +79,7 @@ def test_config_round_trips_through_its_report_form(tmp_path):
         loss=LossSpec({"relu1_2": 0.5}, {"relu2_1": 1.0}, 2.0, 3e3, 0.1),
         style_blend=(1.0, 3.0),
         scales=(64, 128),
+        tile=256,
         backend="ort-training",
     )
     assert config_from_dict(plain(desired)) == desired
@@ -93,6 +95,8 @@ def test_config_round_trips_through_its_report_form(tmp_path):
         ({"lr": -0.1}, "`lr` -0.1: must not be negative"),
         ({"style_scale": 0.0}, "`style_scale` 0.0: must be positive"),
         ({"threads": -1}, "`threads` -1: 0 (one per core) or more"),
+        ({"tile": 31}, "`tile` 31: 0 (chosen from the memory) or at least 32 px"),
+        ({"tile": -64}, "`tile` -64: 0 (chosen from the memory) or at least 32 px"),
         (
             {"backend": "nope"},
             "`backend` nope: not one of auto, ort-graph, ort-training, openvino-bf16, ov-bf16",

@@ -106,3 +106,52 @@ def test_a_layer_the_model_lacks_says_what_to_do(engine):
     with pytest.raises(NstError, match="has no style layer relu5_4; it has relu1_1, relu1_2") as error:
         engine.targets(spec, None, [images()[0]], [1.0], 1.0, (H, W))
     assert "`nst-ort export` exports every layer of its network" in str(error.value)
+
+
+def test_targets_are_their_content_and_style_parts_weighted(engine):
+    content, style, _ = images(3)
+    desired = engine.targets(SPEC, content, [style], [1.0], 1.0, (H, W))
+    values = {
+        **engine.content_targets(SPEC, content),
+        **engine.style_targets(SPEC, [style], [1.0], 1.0, (H, W)),
+    }
+    assert set(engine.content_targets(SPEC, content)) == {
+        contract.content_target(k) for k in SPEC.content_layers
+    }
+    actual = engine.weighted(SPEC, values, H, W)
+    assert actual.values.keys() == desired.values.keys() and actual.weights.keys() == desired.weights.keys()
+    assert all(np.array_equal(actual.frozen[k], desired.frozen[k]) for k in desired.frozen)
+
+
+def test_a_loss_scale_scales_the_terms_and_the_gradient(engine):
+    content, style, start = images(4)
+    targets = engine.targets(SPEC, content, [style], [1.0], 1.0, (H, W))
+    nchw = start.transpose(2, 0, 1)[None]
+    whole, _ = engine.optimize(SPEC, targets, nchw, Optimizer.ADAM, 1, 0.02)
+    scaled, _ = engine.optimize(SPEC, targets, nchw, Optimizer.ADAM, 1, 0.02, loss_scale=0.25)
+    actual, desired = scaled.records[0].terms, whole.records[0].terms  # both at the start image
+    np.testing.assert_allclose(scaled.adam.m, 0.25 * whole.adam.m, rtol=1e-5, atol=1e-12)
+    assert actual == pytest.approx({name: 0.25 * value for name, value in desired.items()}, rel=1e-6)
+
+
+def test_a_scaled_objective_keeps_its_precise_twin_lazy():
+    from nst_ort.engine import Scaled
+
+    class Objective:
+        shape = (1, 3, 2, 2)
+        built = 0
+
+        def value_and_grad(self, image):
+            return {contract.LOSS: 2.0}, np.ones(self.shape, np.float32)
+
+        @property
+        def precise(self):
+            Objective.built += 1
+            return Objective()
+
+    scaled = Scaled(Objective(), 0.5)
+    assert Objective.built == 0  # asked for only when used (backends/openvino.py builds it then)
+    terms, grad = scaled.precise.value_and_grad(np.zeros(Objective.shape, np.float32))
+    assert Objective.built == 1 and terms == {contract.LOSS: 1.0} and np.all(grad == 0.5)
+
+    assert getattr(Scaled(object.__new__(type("NoTwin", (), {"shape": (1,)})), 2.0), "precise", None) is None

@@ -136,3 +136,14 @@ def test_an_image_read_elsewhere_decodes_as_its_file(tmp_path):
     np.testing.assert_array_equal(load_image(elsewhere, path.read_bytes()), load_image(path))
     with pytest.raises(NstError, match=f"^{elsewhere}: not an image Pillow can read$"):
         load_image(elsewhere, b"not an image")
+
+
+def test_a_region_resized_is_that_region_of_the_whole_resized():
+    from nst_ort.imageio import resize
+
+    image = np.random.default_rng(1).random((70, 93, 3), dtype=np.float32)
+    whole = resize(image, 141, 187)
+    assert np.array_equal(resize(image, 141, 187, (0, 0, 93, 70)), whole)
+    sy, sx = 70 / 141, 93 / 187
+    part = resize(image, 60, 80, (51 * sx, 37 * sy, 131 * sx, 97 * sy))
+    np.testing.assert_allclose(part, whole[37:97, 51:131], rtol=0, atol=1e-5)

@@ -235,3 +235,17 @@ def test_an_objective_without_a_twin_runs_one_stage():
     objective = IllConditioned(noise=0.05)
     result = run_lbfgs(objective, np.full(IllConditioned.shape, 0.5, np.float32), 30)
     assert result.evaluations == len(objective.images) and len(result.records) <= 30
+
+
+def test_adam_state_cut_to_a_region_is_that_region_of_the_whole_resized():
+    rng = np.random.default_rng(0)
+    state = AdamState(
+        rng.normal(size=(1, 3, 30, 40)).astype(np.float32), rng.random((1, 3, 30, 40), np.float32), 5
+    )
+    whole = state.resized(60, 80)
+    full = state.resized(60, 80, box=(0, 0, 40, 30))
+    assert np.array_equal(full.m, whole.m) and np.array_equal(full.v, whole.v) and full.t == 5
+    part = state.resized(24, 32, box=(10 * 0.5, 12 * 0.5, 42 * 0.5, 36 * 0.5))  # rows 12-35, columns 10-41
+    np.testing.assert_allclose(part.m, whole.m[..., 12:36, 10:42], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(part.v, whole.v[..., 12:36, 10:42], rtol=0, atol=1e-5)
+    assert part.v.min() >= 0

@@ -51,3 +51,18 @@ def test_prepare_refuses_what_cannot_run(tiny_model, make_image, config, content
     image = make_image("c.png")
     with pytest.raises(NstError, match=message):
         prepare(replace(config, model=tiny_model), image if content else None, [image for _ in styles])
+
+
+def test_prepare_chooses_tiles_for_a_size_that_does_not_fit_whole(tiny_model, make_image):
+    from nst_ort.memory import available_bytes
+    from nst_ort.tiles.budget import tile_bytes
+
+    if available_bytes() < 3 * 2**30:
+        pytest.skip("under 3 GiB of memory available: even 4096 px tiles would not fit")
+    content, style = make_image("c.png", 48, 64), make_image("s.png", 48, 48, seed=1)
+    run = prepare(StylizeConfig(model=tiny_model, size=4096), content, [style])
+    assert run.size == (3072, 4096)
+    assert 32 <= run.config.tile < 3072
+    assert tile_bytes(run.engine, run.config, run.config.tile, 3072, 4096) <= available_bytes() + 2**28
+    with pytest.raises(NstError, match="3072 px needs about"):  # a bundle must fit whole
+        prepare(StylizeConfig(model=tiny_model, size=4096), content, [style], tiled=False)

@@ -80,7 +80,7 @@ def make_bundle(
     directory = Path(directory)
     check_destination(directory)
     writer = importlib.import_module(WRITERS[config.backend])
-    run = prepare(config, content, styles, engine)
+    run = prepare(config, content, styles, engine, tiled=False)  # a bundle runs whole
     engine = run.engine
     height, width = run.size
     content_image = resize(run.content, height, width)

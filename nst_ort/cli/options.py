@@ -98,6 +98,13 @@ MinScaleOption = Annotated[
         "362, 512), each from the previous result upsampled; 0 or --size: one pass."
     ),
 ]
+TileOption = Annotated[
+    int,
+    typer.Option(
+        help="Passes with more pixels than a TILE x TILE square run in overlapping tiles of at most "
+        "that side, blended; 0: chosen from the memory available (at most a third of the machine's)."
+    ),
+]
 EmaDecayOption = Annotated[
     float,
     typer.Option(help="Adam: output the moving average of the iterates with this decay; 0: the last one."),
@@ -156,10 +163,11 @@ JobsOption = Annotated[
 RayOption = Annotated[
     str | None,
     typer.Option(
-        help="Run each cell as a task on a Ray cluster: auto (the cluster this machine belongs to: "
-        "$RAY_ADDRESS or a `ray start` here), HOST:PORT (its head) or ray://HOST:PORT (Ray Client). "
-        "Each cell reserves --threads CPUs (0: the cluster's CPUs shared among the cells) and "
-        "ONNX Runtime runs as many threads; only this process writes files."
+        help="Run each cell (sweep, batch) or each tile of a tiled pass (stylize) as a task on a Ray "
+        "cluster: auto (the cluster this machine belongs to: $RAY_ADDRESS or a `ray start` here), "
+        "HOST:PORT (its head) or ray://HOST:PORT (Ray Client). Each task reserves --threads CPUs "
+        "(0: the cluster's CPUs shared among the tasks) and ONNX Runtime runs as many threads; only "
+        "this process writes files."
     ),
 ]
 

@@ -21,6 +21,7 @@ from nst_ort.imageio import from_nchw, save_image
 from nst_ort.loop import StepRecord
 from nst_ort.passes import Pass
 from nst_ort.studies.grid import Cell
+from nst_ort.tiles import TileEvent
 
 # soft_wrap: messages stay one line each, however narrow the terminal (or none at all).
 err = Console(stderr=True, soft_wrap=True)
@@ -43,7 +44,9 @@ def interrupt_on_sigterm() -> None:
 class ProgressView:
     """A live bar (iteration, loss, it/s, ETA) and periodic saves: the loop's callback.
 
-    A coarse-to-fine run gets one bar per scale (`start_pass`); steps count on across passes.
+    A coarse-to-fine run gets one bar per scale (`start_pass`); steps count on across passes. A
+    tiled pass's bar counts the steps of all its tiles and names the tile (`on_tile`); its
+    tiles' images are parts, so --save-every saves none of them.
     """
 
     def __init__(
@@ -54,6 +57,8 @@ class ProgressView:
         self.output = output
         self.offset = 0  # steps done by earlier passes
         self.last_step = 0
+        self.tile_base: int | None = None  # in a tiled pass: the steps of its tiles done before this one
+        self.pass_label = description
         self.progress = Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
@@ -78,25 +83,40 @@ class ProgressView:
     def start_pass(self, current: Pass) -> None:
         """Called before each pass; single-pass runs keep their one bar."""
         self.offset = self.last_step
+        self.tile_base = None
         if current.count == 1:
             return
         description = f"scale {current.index + 1}/{current.count}: {current.size} px"
+        self.pass_label = description
         if current.index == 0:
             self.progress.update(self.task, description=description, total=current.iterations)
         else:
             self.task = self.progress.add_task(description, total=current.iterations, loss="-", rate="-")
 
+    def on_tile(self, event: TileEvent) -> None:
+        """Tiling.on_tile: the bar of a tiled pass counts its tiles' steps and names the tile."""
+        iterations, count = event.current.iterations, event.grid.count
+        self.tile_base = event.done * iterations
+        tile = "" if event.tile is None else f", tile {event.done + 1}/{count}"
+        self.progress.update(
+            self.task,
+            description=f"{self.pass_label} in {count} tiles{tile}",
+            total=iterations * count,
+            completed=self.tile_base,
+        )
+
     def __call__(self, record: StepRecord, image: np.ndarray | None) -> None:
         self.last_step = record.step
-        done = record.step - self.offset
-        rate = done / record.elapsed if record.elapsed > 0 else 0.0
+        steps = record.step - self.offset
+        done = steps if self.tile_base is None else self.tile_base + steps
+        rate = steps / record.elapsed if record.elapsed > 0 else 0.0
         self.progress.update(
             self.task,
             completed=done,
             loss=f"{record.terms.get(contract.LOSS, float('nan')):.4g}",
             rate=f"{rate:.2f}",
         )
-        if self.save_every and record.step % self.save_every == 0:
+        if self.save_every and self.tile_base is None and record.step % self.save_every == 0:
             path = self.output.with_name(f"{self.output.stem}_{record.step:05d}{self.output.suffix}")
             save_image(path, from_nchw(image))
 

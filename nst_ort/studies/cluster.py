@@ -34,6 +34,7 @@ from nst_ort.errors import FAILURE, NstError
 from nst_ort.model import ModelInfo, load_model
 from nst_ort.studies.cell import CallbackFor, CellResult, compute_cell
 from nst_ort.studies.grid import Cell
+from nst_ort.tiles import Tile, TileJob, TileResult, compute_tile
 
 INSTALL_HINT = "pip install 'nst-ort[ray]'"
 RETRIES = 3  # Ray's max_retries: how often a cell whose worker died runs again
@@ -143,6 +144,12 @@ def stylize_cell(cell: Cell, job: Job, model: list, content: bytes, style: bytes
     return result
 
 
+def stylize_tile(job: Job, model: list, tile: TileJob, style: dict) -> TileResult:
+    """The Ray task of one tile of a pass: `style` holds the pass's style targets, resolved."""
+    engine, _ = worker_engine(job, model)
+    return compute_tile(engine, tile, style)
+
+
 def read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -236,25 +243,89 @@ class Cluster:
             uses[path] -= 1
             return images[path] if uses[path] else images.pop(path)
 
+        calls = (
+            (cell, f"nst-ort {cell.stem}", (cell, job, model, image(cell.content), image(cell.style)))
+            for cell in cells
+        )
+        for cell, ref in self.tasks(task, calls, threads, options):
+            yield cell, self.result(ref, cell)
+
+    def tasks(self, task, calls: Iterator[tuple], threads: int, options: dict) -> Iterator[tuple]:
+        """Run `task` (a ray.remote function) once per (key, name, arguments) of `calls`, a few
+        per task slot at once (IN_FLIGHT; the calls are made as they are submitted); yield
+        (key, object reference) as each finishes. Tasks still in flight on exit are cancelled."""
+        ray = require_ray()
         slots = sum(int(cpus) // threads for cpus in self.node_cpus())
-        todo = list(reversed(cells))
+        calls = iter(calls)
         pending: dict = {}
+        more = True
         try:
-            while todo or pending:
-                while todo and len(pending) < max(IN_FLIGHT, IN_FLIGHT * slots):
-                    cell = todo.pop()
-                    named = task.options(name=f"nst-ort {cell.stem}", **options)
-                    pending[named.remote(cell, job, model, image(cell.content), image(cell.style))] = cell
+            while more or pending:
+                while more and len(pending) < max(IN_FLIGHT, IN_FLIGHT * slots):
+                    call = next(calls, None)
+                    if call is None:
+                        more = False
+                        break
+                    key, name, arguments = call
+                    pending[task.options(name=name, **options).remote(*arguments)] = key
+                if not pending:
+                    break
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_SECONDS)
                 for ref in ready:
-                    cell = pending.pop(ref)
-                    yield cell, self.result(ref, cell)
+                    yield pending.pop(ref), ref
         finally:
             for ref in pending:
                 # Cleaning up: a task that cannot be cancelled (its driver's connection is gone)
                 # must not hide why the run stopped.
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=True)
+
+    def run_tiles(
+        self,
+        engine: Engine,
+        config: StylizeConfig,
+        jobs: Iterator[TileJob],
+        count: int,
+        style: dict,
+        callback=None,
+        started=None,
+    ) -> Iterator[TileResult]:
+        """tiles.Runner: a pass's tiles as Ray tasks, each result as it finishes (no
+        per-iteration progress). The style targets go into the object store once per pass."""
+        ray = require_ray()
+        threads = self.threads_for(config.threads, count)
+        # The device and backend resolved here, not `auto` again on each worker: a worker that
+        # resolved them otherwise (bf16 on a CPU with AMX) would paint its tiles differently.
+        job = Job(str(self.model_path), self.info.sha256, engine.device, threads, engine.backend)
+        options = {
+            "num_cpus": threads,
+            "num_gpus": 1 if engine.device == "cuda" else 0,
+            "max_retries": self.retries,
+            "retry_exceptions": False,
+        }
+        model, shared = [ray.put(self.model_path.read_bytes())], ray.put(style)
+        calls = ((j.tile, f"nst-ort tile {j.tile.index + 1}/{count}", (job, model, j, shared)) for j in jobs)
+        for tile, ref in self.tasks(ray.remote(stylize_tile), calls, threads, options):
+            yield self.tile_result(ref, tile)
+
+    def tile_result(self, ref, tile: Tile) -> TileResult:
+        """A finished tile task's result; a failure on the cluster stops the run in one line."""
+        ray = require_ray()
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", None) or exc
+            if isinstance(cause, NstError):
+                raise NstError(f"on the Ray cluster: {cause}", cause.exit_code) from None
+            text = str(cause).strip().splitlines()
+            detail = f"{type(cause).__name__}: {text[0]}" if text else type(cause).__name__
+            raise NstError(f"tile {tile.index + 1}: {detail}", FAILURE) from None
+        except ray.exceptions.RayError as exc:
+            raise NstError(
+                f"tile {tile.index + 1}: lost on the Ray cluster after {self.retries} retries "
+                f"({type(exc).__name__})",
+                FAILURE,
+            ) from None
 
     def result(self, ref, cell: Cell) -> CellResult:
         """A finished task's result; a cell lost more often than `retries` fails alone."""

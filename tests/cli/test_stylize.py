@@ -184,6 +184,9 @@ def test_overflowing_weights_exit_1_and_keep_the_image(tiny_model, make_image, t
         (("--size", 8), "error: --size 8 is too small; at least 16 px"),
         (("--init", "nope"), "error: --init nope: not noise, content, style or an image file"),
         (("--backend", "nope"), "error: --backend nope: not one of auto, ort-graph, ort-training"),
+        (("--tile", 8), "error: --tile 8: 0 (chosen from the memory) or at least 32 px"),
+        (("--tile", -1), "error: --tile -1: 0 (chosen from the memory) or at least 32 px"),
+        (("--size", 200000, "--tile", 100000), "error: --tile 100000 at 200000x160000 px needs about"),
     ],
 )
 def test_bad_options_name_the_option(tiny_model, make_image, tmp_path, cli, args, message):
@@ -296,3 +299,57 @@ def test_resume_of_something_else_is_one_line(tmp_path, cli):
     (tmp_path / "r.json").write_text("{}")
     assert "not a report written by" in cli("resume", tmp_path / "r.json").error
     assert "no such report" in cli("resume", tmp_path / "missing.json").error
+
+
+# --- tiles ---------------------------------------------------------------------------------------
+
+TILED = ["--size", 96, "--min-scale", 0, "--tile", 48, "--threads", 1]  # 72 x 96 px: 2 x 3 tiles
+
+
+def test_a_tiled_run_reports_its_tiles_and_leaves_no_checkpoint(tiny_model, make_image, tmp_path, cli):
+    out, report = tmp_path / "o.png", tmp_path / "r.json"
+    result = cli(
+        "stylize", make_image("c.png", 72, 96), make_image("s.png", 64, 64, seed=1), "-o", out,
+        "--model", tiny_model, *TILED, "--iterations", 3, "--report", report,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "stylizing in 6 tiles" in result.stderr
+    assert load_image(out).shape == (72, 96, 3)
+    data = json.loads(report.read_text())
+    assert data["config"]["tile"] == 48
+    (tiled,) = data["passes"]
+    assert (tiled["height"], tiled["width"], tiled["grid"]["tile_width"]) == (72, 96, 43)
+    assert [t["index"] for t in tiled["tiles"]] == list(range(6))
+    assert [it["step"] for it in data["iterations"]] == [1, 2, 3]
+    assert data["evaluations"] == 6 * 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "o.png", "r.json", "s.png"]
+
+
+def test_an_interrupted_tiled_run_resumes_from_its_tiles(tiny_model, make_image, tmp_path, cli, cli_popen):
+    content, style = make_image("c.png", 72, 96), make_image("s.png", 64, 64, seed=1)
+    out, report = tmp_path / "o.png", tmp_path / "r.json"
+    args = [content, style, "--model", tiny_model, *TILED, "--iterations", 40]
+    process = cli_popen("stylize", *args, "-o", out, "--report", report, "--quiet")
+    wait_for(tmp_path / "r.tiles" / "tile-0000.npz", process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert f"nst-ort resume {report}" in stderr
+    data = json.loads(report.read_text())
+    assert data["status"] == "interrupted" and data["message"].startswith("interrupted at tile")
+    done = [t["index"] for t in data["passes"][0]["tiles"]]
+    assert 1 <= len(done) < 6 and done == list(range(len(done)))
+    assert Image.open(out).size == (96, 72)  # the image so far, at the pass's size
+
+    resumed = cli("resume", report, "--quiet")
+    assert resumed.exit_code == 0, resumed.stderr
+    after = json.loads(report.read_text())
+    tiles = after["passes"][-1]["tiles"]
+    assert [t["index"] for t in tiles if t["resumed"]] == done  # read back, not run again
+    assert [t["evaluations"] for t in tiles if not t["resumed"]] == [40] * (6 - len(done))
+    assert [it["step"] for it in after["iterations"]] == list(range(1, 41))
+    assert not (tmp_path / "r.tiles").exists()
+
+    whole = cli("stylize", *args, "-o", tmp_path / "whole.png", "--quiet")  # never interrupted
+    assert whole.exit_code == 0, whole.stderr
+    np.testing.assert_array_equal(load_image(out), load_image(tmp_path / "whole.png"))

@@ -161,6 +161,31 @@ def test_ray_refuses_what_it_cannot_run(ray_local, make_image, tmp_path, cli, ti
     assert not list((tmp_path / "out").glob("cells/*"))
 
 
+def test_the_tiles_of_a_pass_on_ray_make_the_local_runs_image(
+    ray_local, make_image, tmp_path, cli, tiny_model
+):
+    content, style = make_image("c.png", 72, 96), make_image("s.png", 64, 64, seed=1)
+    args = [content, style, "--model", tiny_model, "--size", 96, "--scales", 48, "--tile", 48]
+    args += ["--scale-iterations", "4,3", *THREADS]
+    local = cli("stylize", *args, "-o", tmp_path / "local.png", "--quiet")
+    assert local.exit_code == 0, local.stderr
+    report = tmp_path / "ray.json"
+    result = cli("stylize", *args, "-o", tmp_path / "ray.png", "--report", report, "--ray", "auto")
+    assert result.exit_code == 0, result.stderr
+    assert "tiles on the Ray cluster: 1 node, 2 CPUs" in result.stderr
+    assert "scale 2/2: 96 px in 6 tiles" in result.stderr
+    np.testing.assert_array_equal(load_image(tmp_path / "ray.png"), load_image(tmp_path / "local.png"))
+    tiles = json.loads(report.read_text())["passes"][1]["tiles"]
+    assert [(t["index"], t["evaluations"]) for t in tiles] == [(i, 3) for i in range(6)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "c.png",
+        "local.png",
+        "ray.json",
+        "ray.png",
+        "s.png",
+    ]
+
+
 def test_ctrl_c_on_the_driver_keeps_the_written_cells(ray_local, reference, tmp_path, cli_popen, cli):
     args, _ = reference
     out = tmp_path / "ray"
