@@ -8,6 +8,7 @@ target sessions and the backend's sessions or artifacts are built once per layer
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from nst_ort.backends.ort import resolve_device
 from nst_ort.config import Device, LossSpec, Optimizer, check_loss
 from nst_ort.errors import NstError
 from nst_ort.graphs import weight_values
-from nst_ort.loop import AdamState, Callback, LoopResult, run_adam, run_lbfgs
+from nst_ort.loop import AdamState, Callback, LoopResult, Objective, run_adam, run_lbfgs
 from nst_ort.memory import check_fits
 from nst_ort.model import ModelInfo, load_model
 from nst_ort.targets import TargetComputer, normalized_loss
@@ -142,12 +143,16 @@ class Engine:
         blend: list[float],
         style_scale: float,
         output_size: tuple[int, int],
+        style: dict[str, np.ndarray] | None = None,
     ) -> Targets:
         """P from `content` (already at the output size) and A from the styles, blended, and the
-        weights that go with them (normalised by the targets when `spec.normalize`)."""
+        weights that go with them (normalised by the targets when `spec.normalize`). `style`: the
+        style targets computed before (style_targets), for the same spec and output size."""
         start = time.perf_counter()
         values = self.content_targets(spec, content)
-        values.update(self.style_targets(spec, styles, blend, style_scale, output_size))
+        values.update(
+            self.style_targets(spec, styles, blend, style_scale, output_size) if style is None else style
+        )
         return self.weighted(spec, values, *output_size, seconds=time.perf_counter() - start)
 
     def optimize(
@@ -163,18 +168,22 @@ class Engine:
         adam: AdamState | None = None,
         ema_decay: float = 0.0,
         loss_scale: float = 1.0,
+        wrap: Callable[[Objective], Objective] | None = None,
     ) -> tuple[LoopResult, PassInfo]:
         """Optimise the image from `init` (NCHW) against the given targets.
 
         Adam continues from `adam` (an earlier pass's state, resized) and, with `ema_decay`,
         returns the moving average of its iterates (loop.run_adam); L-BFGS uses neither.
-        `loss_scale` multiplies the loss terms and the gradient (a tile's share of its image).
+        `loss_scale` multiplies the loss terms and the gradient (a tile's share of its image). `wrap`
+        turns the backend's objective into the one optimised (a term added on the host: video's
+        temporal loss).
         """
         check_loss(spec, self.info)
         _, _, height, width = init.shape
         self.check_memory(spec, height, width)
         prepared = self.gradient.prepare(spec, targets.frozen, height, width)
         objective = prepared.objective if loss_scale == 1.0 else Scaled(prepared.objective, loss_scale)
+        objective = objective if wrap is None else wrap(objective)
         start = time.perf_counter()
         if Optimizer(optimizer) is Optimizer.ADAM:
             result = run_adam(objective, init, iterations, lr, callback, start_step, adam, ema_decay)

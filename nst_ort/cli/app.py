@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from nst_ort import errors
-from nst_ort.cli import batch, bundle, model, studies, stylize
+from nst_ort.cli import batch, bundle, model, studies, stylize, video
 from nst_ort.cli.options import as_options
 from nst_ort.cli.progress import err
 from nst_ort.errors import NstError
@@ -48,6 +48,7 @@ app.command("sweep")(studies.sweep_command)
 app.command("batch")(batch.batch_command)
 app.command("bundle")(bundle.bundle_command)
 app.command("run-bundle")(bundle.run_bundle_command)
+app.command("video")(video.video_command)
 
 
 def _print_error(message: str) -> None:

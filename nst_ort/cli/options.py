@@ -20,6 +20,7 @@ from nst_ort.config import Device, LossSpec, Optimizer, PreserveColors, StylizeC
 from nst_ort.contract import MIN_SIDE, StyleLoss
 from nst_ort.model import ModelInfo
 from nst_ort.studies.grid import AxisKind
+from nst_ort.video.config import VideoConfig
 
 STYLIZE = StylizeConfig()  # the defaults of stylize (and of resume's report)
 LOSS = STYLIZE.loss
@@ -30,6 +31,7 @@ FIELDS = frozenset(
     [f.name for f in fields(StylizeConfig) if f.name != "loss"]
     + [f.name for f in fields(LossSpec)]
     + [kind.value for kind in AxisKind]
+    + [f.name for f in fields(VideoConfig) if f.name != "stylize"]
 )
 
 

@@ -15,6 +15,7 @@ from nst_ort.config import LossSpec, StylizeConfig, parse_init
 from nst_ort.contract import ExportSpec
 from nst_ort.studies import grid, reconstruct
 from nst_ort.studies.grid import AxisKind
+from nst_ort.video import config as video_config
 
 PRESETS = {
     ("stylize",): StylizeConfig(),
@@ -23,6 +24,7 @@ PRESETS = {
     ("sweep",): grid.DEFAULTS,
     ("batch",): StylizeConfig(),  # a batch is many stylize runs
     ("bundle",): write.DEFAULTS,
+    ("video",): video_config.DEFAULTS.stylize,  # the video fields: tests/cli/test_video.py
 }
 
 
