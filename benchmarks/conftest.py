@@ -82,6 +82,11 @@ def pytest_addoption(parser):
         help="time to a finished picture: folder for its pictures and tables (default: a temporary one)",
     )
     group.addoption(
+        "--bench-video",
+        action="store_true",
+        help="the video comparison, temporal against independent frames (benchmarks/test_video.py; hours)",
+    )
+    group.addoption(
         "--bench-quick",
         action="store_true",
         help="smoke mode for CI: 32 px, one round, a 5-evaluation race; pair with --benchmark-disable",

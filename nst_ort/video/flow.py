@@ -46,19 +46,26 @@ def _sample_points(field: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x + field[..., 0], y + field[..., 1]
 
 
-def warp(image: np.ndarray, field: np.ndarray) -> np.ndarray:
-    """`image` sampled at p + field(p), bilinearly; points outside take the nearest edge pixel
-    (the weights leave them out of the temporal term)."""
+def _remap(array: np.ndarray, field: np.ndarray, interpolation: int) -> np.ndarray:
     cv2 = require_cv2()
     map_x, map_y = _sample_points(field)
-    warped = cv2.remap(
-        np.ascontiguousarray(image, np.float32),
-        map_x,
-        map_y,
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
+    source = np.ascontiguousarray(array, np.float32)
+    return cv2.remap(source, map_x, map_y, interpolation, borderMode=cv2.BORDER_REPLICATE).reshape(
+        array.shape
     )
-    return warped.reshape(image.shape)
+
+
+def warp(image: np.ndarray, field: np.ndarray) -> np.ndarray:
+    """`image` (values in [0, 1]) sampled at p + field(p); points outside take the nearest edge
+    pixel (the weights leave them out of the temporal term).
+
+    Bicubic, not bilinear: each later frame starts from the warp of the one before, so the warp's
+    low-pass adds up over a clip. Measured at 128 px over 10 frames (README, "Video"), bilinear
+    warps left the tenth frame visibly blurred and its style loss 15% above the second's;
+    bicubic ones kept it as crisp as the first.
+    """
+    cv2 = require_cv2()
+    return np.clip(_remap(image, field, cv2.INTER_CUBIC), 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,7 @@ def consistency(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
     current frame (a disocclusion: the two flows disagree), where |∇û|² + |∇v̂|² > 0.01|ŵ|² + 0.002
     (a motion boundary), and where p + ŵ(p) is outside the frame; 1 elsewhere."""
     height, width = backward.shape[:2]
-    warped_forward = warp(forward, backward)
+    warped_forward = _remap(forward, backward, require_cv2().INTER_LINEAR)
     mismatch = np.sum((warped_forward + backward) ** 2, axis=2)
     magnitude = np.sum(warped_forward**2, axis=2) + np.sum(backward**2, axis=2)
     disoccluded = mismatch > 0.01 * magnitude + 0.5

@@ -77,4 +77,4 @@ def test_colours_kept_on_luminance_are_the_content_frames(engine):
     later = stylizer.warped(1, contents[1], contents[0], quantized(first)).image
     # the chroma (I, Q) is the content frame's but where clipping to [0, 1] moved it
     actual = np.abs(rgb_to_yiq(later)[..., 1:] - rgb_to_yiq(contents[1])[..., 1:])
-    assert actual.mean() < 0.005 and np.quantile(actual, 0.99) < 0.05
+    assert np.median(actual) < 1e-5 and actual.mean() < 0.005
