@@ -221,8 +221,8 @@ def finish(result, output: Path, quiet: bool) -> None:
     data = result.report
     if result.status is Status.INTERRUPTED:
         err.print(
-            f"interrupted after {len(data['frames'])} of {len(result.frames)} frames (kept in "
-            f"{result.folder}){AGAIN}",
+            f"interrupted after {data['computed']} frames stylised now, {len(data['frames'])} of "
+            f"{len(result.frames)} done (kept in {result.folder}){AGAIN}",
             highlight=False,
         )
         raise typer.Exit(errors.INTERRUPTED)

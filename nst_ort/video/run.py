@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from nst_ort.config import Status
+from nst_ort.config import validate as check_stylize
 from nst_ort.engine import Engine
 from nst_ort.errors import NstError
 from nst_ort.report import plain, versions
@@ -62,6 +63,9 @@ def prepare_video(video: Path, styles: list[Path], output: Path, config: VideoCo
     frames = frame_range(config, clip.frames)
     size = media.frame_size(clip.height, clip.width, config.stylize.size)
     style_images = [as_image(style) for style in styles]
+    # The stylize config as the frames will run it, checked before the folder is made (the
+    # model's layers are checked when the engine loads, before it too).
+    check_stylize(replace(config.stylize, size=max(size)), styles=len(style_images), frame=size)
     store = FrameStore(frames_folder(output))
     store.open(settings_of(config, clip, [Path(p) for p in styles], size))
     return Prepared(clip, config, frames, size, style_images, store, output, [str(p) for p in styles])

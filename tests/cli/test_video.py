@@ -126,6 +126,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, tiny_model, make_image, cli,
         (("--frame-iterations", "0"), "error: --frame-iterations 0: at least 1"),
         (("--chunk", "3", "--overlap", "3"), "error: --overlap 3: must be less than --chunk 3"),
         (("--size", "8"), "error: --size 8 makes 64x48 frames 8x6; at least 16 px per side"),
+        (("--scales", "64,32"), "error: --scales must increase, e.g. 256,512"),
         (("-o", "out.avi"), "unknown video extension '.avi'"),
     ],
 )
