@@ -188,7 +188,7 @@ def video_command(
     done = prepared.store.done(prepared.frames)
     if not quiet:
         clip, (height, width) = prepared.clip, prepared.size
-        where = f"device: {engine.device}" if engine is not None else "on Ray"
+        where = f"device: {engine.device}; backend: {engine.backend}" if engine is not None else "on Ray"
         err.print(
             f"video: {len(prepared.frames)} of {clip.frames} frames at {width}x{height}, {clip.rate} fps"
             f"{f'; {done} done before' if done else ''}; {where}; model: {info.path} ({info.weights})",

@@ -105,7 +105,7 @@ def stylize_video(
         )
         stylizer = Stylizer(engine, config, prepared.styles, reference)
         outcome = run_frames(stylizer, media.read_frames(clip, *size, frames), store, view)
-        model, device = engine.model_info, engine.device
+        model, device, backend = engine.model_info, engine.device, engine.backend
     else:
         runner.check(config.stylize)
         # Task slots: with `threads` 0 a task per CPU (cluster.threads_for shares them out).
@@ -119,6 +119,8 @@ def stylize_video(
 
         outcome = run_chunks(runner, config, chunks, content, prepared.styles, reference, store, on_chunk)
         model, device = runner.model_info, f"Ray cluster ({config.stylize.device.value})"
+        # Each worker resolves `auto` for its own CPU or GPU (studies/cluster.py's engines).
+        backend = config.stylize.backend
     report = {
         "status": outcome.status,
         "message": outcome.message,
@@ -137,6 +139,7 @@ def stylize_video(
         "range": [frames.start, frames.stop],
         "model": model.as_dict(),
         "device": device,
+        "backend": backend,  # the one that ran locally: config.stylize.backend may be auto
         "versions": versions(),
         "frames_folder": str(store.folder),
         "computed": outcome.computed,

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from nst_ort import backends
 from nst_ort.cli import video
 from nst_ort.video.config import DEFAULTS
 from tests import requires
@@ -28,7 +29,8 @@ def test_a_clip_in_a_clip_out_with_its_audio_and_report(inputs, tmp_path, tiny_m
     output, report = tmp_path / "out.mp4", tmp_path / "run.json"
     result = cli("video", clip, style, "-o", output, "--model", tiny_model, *FAST, "--report", report)
     assert result.exit_code == 0, result.stderr
-    assert "video: 6 of 6 frames at 48x36, 24 fps" in result.stderr
+    ran = backends.resolve("auto", "cpu")  # ort-graph, or bf16 on a CPU where it pays
+    assert "video: 6 of 6 frames at 48x36, 24 fps" in result.stderr and f"backend: {ran}" in result.stderr
     assert f"done: {output} (6 frames)" in result.stdout and "temporal error" in result.stdout
     actual = ffprobe(output)
     assert actual["video"]["codec_name"] == "h264" and int(actual["video"]["nb_read_frames"]) == 6
@@ -38,6 +40,7 @@ def test_a_clip_in_a_clip_out_with_its_audio_and_report(inputs, tmp_path, tiny_m
     assert float(actual["audio"]["duration"]) == pytest.approx(6 / 24, abs=0.05)
     data = json.loads(report.read_text())
     assert data["status"] == "done" and data["computed"] == 6 and data["range"] == [0, 6]
+    assert data["backend"] == ran and data["config"]["stylize"]["backend"] == "auto"
     assert [f["kind"] for f in data["frames"]] == ["full"] + ["warped"] * 5
     assert [f["steps"] for f in data["frames"]] == [4] + [3] * 5
     assert data["temporal_error"]["pairs"] == 5 and data["temporal_error"]["output"] >= 0
