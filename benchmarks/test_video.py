@@ -11,24 +11,33 @@ else a random-weight export (which needs torch); tubingen.jpg and starry_night.j
 ../shared/images when present, else synthetic images. The clip is a crop of 60% of the photo
 moving 3 px right and 1 px down per frame. NST_BENCH_VIDEO_FRAMES (default 48),
 NST_BENCH_VIDEO_SIZE (256) and NST_BENCH_VIDEO_ITERATIONS (the first frame's, default the video
-config's) set the run; the independent frames take most of the time (hours on 2 cores):
+config's) set the run; NST_BENCH_VIDEO_OUTPUT names a folder that keeps both clips, their frames
+and their reports (default: pytest's temporary folder). The independent frames take most of the
+time (hours on 2 cores). Where ffprobe is installed, it must read both clips with the right frame
+count and duration (a real player's prober):
 
-    NST_BENCH_VIDEO_FRAMES=48 python -m pytest benchmarks/test_video.py -s --bench-video
+    NST_BENCH_VIDEO_FRAMES=48 NST_BENCH_VIDEO_OUTPUT=/tmp/video48 \
+        nice -n 10 python -m pytest benchmarks/test_video.py -s --bench-video
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from nst_ort.contract import LOSS_STYLE
 from nst_ort.engine import Engine
 from nst_ort.imageio import load_image, resize, save_image, to_uint8
 from nst_ort.paths import default_model_path
+from nst_ort.report import plain
 from nst_ort.video.config import DEFAULTS
 from nst_ort.video.run import prepare_video, stylize_video
 
@@ -98,7 +107,29 @@ def _run(clip: Path, style: Path, output: Path, config, engine) -> tuple[dict, f
     result = stylize_video(prepare_video(clip, [style], output, config), engine)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     assert result.status == "done", result.message
+    output.with_suffix(".json").write_text(json.dumps(plain(result.report), indent=2) + "\n")
     return result.report, wall, cpu
+
+
+def _probed(path: Path) -> dict | None:
+    """Frames and duration of the clip's video stream as ffprobe counts them; None without it."""
+    if shutil.which("ffprobe") is None:
+        return None
+    command = [
+        "ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+        "stream=nb_read_frames,duration,r_frame_rate", "-of", "json", str(path),
+    ]  # fmt: skip
+    found = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    stream = json.loads(found)["streams"][0]
+    return {
+        "frames": int(stream["nb_read_frames"]),
+        "duration": float(stream["duration"]),
+        "rate": stream["r_frame_rate"],
+    }
+
+
+def _style_losses(report: dict, kind: str) -> list[float]:
+    return [f[LOSS_STYLE] for f in report["frames"] if f["kind"] == kind and LOSS_STYLE in f]
 
 
 def _seconds(report: dict, kind: str) -> float | None:
@@ -111,29 +142,38 @@ def test_temporal_error_against_independent_frames(benchmark, model, request, tm
     quick = request.config.getoption("--bench-quick")
     frames, size, iterations = (4, 32, 4) if quick else (FRAMES, SIZE, ITERATIONS)
     photo, painting, images = _images()
-    clip = photo_clip(tmp_path / "clip.mp4", photo, frames, size)
-    style = tmp_path / "style.png"
+    folder = Path(os.environ.get("NST_BENCH_VIDEO_OUTPUT") or tmp_path) if not quick else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    clip = photo_clip(folder / "clip.mp4", photo, frames, size)
+    style = folder / "style.png"
     save_image(style, painting)
     engine = Engine(model, "cpu")
     config = DEFAULTS.with_stylize(model=model, size=size, iterations=iterations)
     if quick:
         config = dataclasses.replace(config, frame_iterations=2)
     outcome = {}
+    load_before = os.getloadavg()
 
     def run_temporal():
-        outcome["temporal"] = _run(clip, style, tmp_path / "temporal.mp4", config, engine)
+        outcome["temporal"] = _run(clip, style, folder / "temporal.mp4", config, engine)
 
     benchmark.pedantic(run_temporal, rounds=1, iterations=1)
     independent = dataclasses.replace(config, independent=True)
-    outcome["independent"] = _run(clip, style, tmp_path / "independent.mp4", independent, engine)
+    outcome["independent"] = _run(clip, style, folder / "independent.mp4", independent, engine)
     (temporal, wall, cpu), (baseline, baseline_wall, baseline_cpu) = (
         outcome["temporal"],
         outcome["independent"],
     )
     error, baseline_error = temporal["temporal_error"]["output"], baseline["temporal_error"]["output"]
     ratio = error / baseline_error
+    # The style loss of the later frames, the second frame's against the last's: a temporal
+    # weight that holds frames too close to the last lets it creep up over the clip.
+    later_style = _style_losses(temporal, "warped")
+    probed = {name: _probed(folder / f"{name}.mp4") for name in ("temporal", "independent")}
     info = {
         "model": f"{engine.model_info.weights} ({model})",
+        "backend": engine.backend,
+        "load_average": [round(x, 2) for x in (*load_before, *os.getloadavg())],
         "images": images,
         "frames": frames,
         "size": temporal["size"],
@@ -147,6 +187,8 @@ def test_temporal_error_against_independent_frames(benchmark, model, request, tm
             "cpu_s": round(cpu, 1),
             "first_frame_s": _seconds(temporal, "full"),
             "later_frame_s": _seconds(temporal, "warped"),
+            "style_loss_first": _style_losses(temporal, "full")[0] if frames else None,
+            "style_loss_later": [later_style[0], later_style[-1]] if later_style else None,
         },
         "independent": {
             "error": baseline_error,
@@ -156,7 +198,9 @@ def test_temporal_error_against_independent_frames(benchmark, model, request, tm
         },
         "error_ratio": round(ratio, 4),
         "wall_ratio": round(wall / baseline_wall, 3),
+        "ffprobe": probed,
     }
+    (folder / "results.json").write_text(json.dumps(info, indent=2) + "\n")
     benchmark.extra_info.update(info)
     print(
         f"\n{info['model']}, {images}, {frames} frames at {temporal['size'][1]}x{temporal['size'][0]}, "
@@ -167,8 +211,15 @@ def test_temporal_error_against_independent_frames(benchmark, model, request, tm
         f"independent: error {baseline_error:.4g}, {baseline_wall:.0f} s wall "
         f"({info['independent']['frame_s']} s a frame)\n"
         f"the input's own error {info['input_error']:.4g}; ratio {ratio:.4f} of the error, "
-        f"{info['wall_ratio']} of the time"
+        f"{info['wall_ratio']} of the time\n"
+        f"style loss: first frame {info['temporal']['style_loss_first']}, later frames "
+        f"{info['temporal']['style_loss_later']}; backend {engine.backend}; load {info['load_average']}; "
+        f"ffprobe {probed}"
     )
     assert np.isfinite(error) and np.isfinite(baseline_error)
+    for name, found in probed.items():  # a real player's prober reads what was written
+        if found is not None:
+            assert found["frames"] == frames, name
+            assert found["duration"] == pytest.approx(frames / 24, abs=1e-3), name
     if not quick:
         assert ratio <= 0.5
