@@ -8,7 +8,7 @@ import time
 import pytest
 
 from nst_ort import backends
-from nst_ort.cli import video
+from nst_ort.cli import stylize, video
 from nst_ort.video.config import DEFAULTS
 from tests import requires
 from tests.video.clips import audio_only, ffprobe, no_frames, unknown_codec, write_clip
@@ -147,3 +147,16 @@ def test_the_video_options_default_to_the_video_config():
     for name in ("temporal_weight", "frame_iterations", "independent", "chunk", "overlap"):
         assert parameters[name].default == getattr(DEFAULTS, name), name
     assert parameters["size"].default == DEFAULTS.stylize.size
+
+
+def test_every_option_of_stylize_is_one_of_video():
+    # The first frame runs as `stylize` would: a loss or schedule option added there (a field of
+    # StylizeConfig or LossSpec) must reach the frames too, with the same default.
+    desired = inspect.signature(stylize.stylize_command).parameters
+    actual = inspect.signature(video.video_command).parameters
+    for name, parameter in desired.items():
+        if name in ("content", "output", "save_every"):  # a clip's, or a single image's only
+            continue
+        assert name in actual, name
+        if name != "size":  # video's own default (DEFAULTS.stylize.size)
+            assert actual[name].default == parameter.default, name
