@@ -10,11 +10,12 @@ Uses the default model in the user cache (`nst-ort export`, the HED VGG-16) when
 else a random-weight export (which needs torch); tubingen.jpg and starry_night.jpg from
 ../shared/images when present, else synthetic images. The clip is a crop of 60% of the photo
 moving 3 px right and 1 px down per frame. NST_BENCH_VIDEO_FRAMES (default 48),
-NST_BENCH_VIDEO_SIZE (256) and NST_BENCH_VIDEO_ITERATIONS (the first frame's, default the video
-config's) set the run; NST_BENCH_VIDEO_OUTPUT names a folder that keeps both clips, their frames
-and their reports (default: pytest's temporary folder). The independent frames take most of the
-time (hours on 2 cores). Where ffprobe is installed, it must read both clips with the right frame
-count and duration (a real player's prober):
+NST_BENCH_VIDEO_SIZE (256), NST_BENCH_VIDEO_ITERATIONS (the first frame's and each independent
+frame's, default the video config's) and NST_BENCH_VIDEO_FRAME_ITERATIONS (each later frame's,
+default the video config's) set the run; NST_BENCH_VIDEO_OUTPUT names a folder that keeps both
+clips, their frames and their reports (default: pytest's temporary folder). The independent
+frames take most of the time (hours on 2 cores). Where ffprobe is installed, it must read both
+clips with the right frame count and duration (a real player's prober):
 
     NST_BENCH_VIDEO_FRAMES=48 NST_BENCH_VIDEO_OUTPUT=/tmp/video48 \
         nice -n 10 python -m pytest benchmarks/test_video.py -s --bench-video
@@ -46,6 +47,7 @@ SHARED_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images"
 FRAMES = int(os.environ.get("NST_BENCH_VIDEO_FRAMES", "48"))
 SIZE = int(os.environ.get("NST_BENCH_VIDEO_SIZE", "256"))
 ITERATIONS = int(os.environ.get("NST_BENCH_VIDEO_ITERATIONS", str(DEFAULTS.stylize.iterations)))
+FRAME_ITERATIONS = int(os.environ.get("NST_BENCH_VIDEO_FRAME_ITERATIONS", str(DEFAULTS.frame_iterations)))
 STEP = (3, 1)  # px per frame at the clip's size, (right, down)
 
 
@@ -149,8 +151,7 @@ def test_temporal_error_against_independent_frames(benchmark, model, request, tm
     save_image(style, painting)
     engine = Engine(model, "cpu")
     config = DEFAULTS.with_stylize(model=model, size=size, iterations=iterations)
-    if quick:
-        config = dataclasses.replace(config, frame_iterations=2)
+    config = dataclasses.replace(config, frame_iterations=2 if quick else FRAME_ITERATIONS)
     outcome = {}
     load_before = os.getloadavg()
 
