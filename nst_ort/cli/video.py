@@ -34,6 +34,7 @@ from nst_ort.cli.options import (
     SizeOption,
     StyleBlendOption,
     StyleLayersOption,
+    StyleLossOption,
     StylesArgument,
     StyleScaleOption,
     StyleWeightOption,
@@ -118,6 +119,7 @@ def video_command(
     style_weight: StyleWeightOption = STYLIZE.loss.style_weight,
     tv_weight: TvWeightOption = STYLIZE.loss.tv_weight,
     normalize: NormalizeOption = STYLIZE.loss.normalize,
+    style_loss: StyleLossOption = STYLIZE.loss.style_loss,
     content_layers: ContentLayersOption = layerspec.format_layers(STYLIZE.loss.content_layers),
     style_layers: StyleLayersOption = None,
     style_blend: StyleBlendOption = STYLIZE.style_blend,
@@ -153,7 +155,7 @@ def video_command(
         engine, runner = None, cluster.Cluster(model, ray)
         info = runner.model_info
     loss = loss_from_options(
-        info, content_layers, style_layers, content_weight, style_weight, tv_weight, normalize
+        info, content_layers, style_layers, content_weight, style_weight, tv_weight, normalize, style_loss
     )
     stylize = StylizeConfig(
         model=model,

@@ -5,6 +5,7 @@ import json
 import signal
 import time
 
+import numpy as np
 import pytest
 
 from nst_ort import backends
@@ -160,3 +161,19 @@ def test_every_option_of_stylize_is_one_of_video():
         assert name in actual, name
         if name != "size":  # video's own default (DEFAULTS.stylize.size)
             assert actual[name].default == parameter.default, name
+
+
+def test_the_sliced_style_loss_runs_every_frame(tmp_path, tiny_model, make_image, cli):
+    # The loss goes to every frame as one LossSpec: a style term other than the Gram's reaches
+    # the later frames, whose style targets (and the sliced term's directions) are computed once.
+    clip, style = write_clip(tmp_path / "in.mp4", frames=3), make_image("style.png", 40, 40, seed=3)
+    output, report = tmp_path / "out.mp4", tmp_path / "run.json"
+    args = ["video", clip, style, "-o", output, "--model", tiny_model, *FAST, "--style-loss", "sliced"]
+    result = cli(*args, "--report", report)
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(report.read_text())
+    assert data["config"]["stylize"]["loss"]["style_loss"] == "sliced"
+    assert [f["kind"] for f in data["frames"]] == ["full", "warped", "warped"]
+    assert all(np.isfinite(f["loss.style"]) and f["loss.style"] > 0 for f in data["frames"])
+    gram = cli(*args[:-2], "--style-loss", "gram")  # the same folder, another style term: refused
+    assert gram.exit_code == 2 and "style_loss" in gram.error
