@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from nst_ort.backends import artifacts
 from nst_ort.backends.rewrites import conv_grads_as_convs, relu_grads_as_masks
 from nst_ort.backends.training import TrainingBackend
 from nst_ort.config import LossSpec
-from nst_ort.graphs import weight_values
+from nst_ort.graphs import target_shapes, weight_values
 from nst_ort.model import load_model
 from nst_ort.targets import TargetComputer
 from tests.requires import needs_torch, needs_training
@@ -71,7 +72,12 @@ def test_gradient_matches_torch_autograd(tiny_model, tmp_path, height, width):
         ExportSpec(content_layers=tuple(spec.content_layers), style_layers=tuple(spec.style_layers)),
         random_weights(contract.Arch.VGG16, seed=0),  # the weights tiny_model was exported with
     )
-    feeds = {**targets, **weights}
+    # The module has the sliced style term too: zero directions and targets make it zero.
+    sliced = replace(spec, style_loss=contract.StyleLoss.SLICED)
+    zeros = {
+        name: np.zeros(shape, np.float32) for name, shape in target_shapes(sliced, height, width).items()
+    }
+    feeds = {**zeros, **targets, **weights}
     inputs = [torch.from_numpy(feeds[name]) for name in module.input_names()[1:]]
     x = torch.from_numpy(image).requires_grad_(True)
     loss = module(x, *inputs)[0]
