@@ -117,9 +117,10 @@ class LossSpec:
 class StylizeConfig:
     model: Path | None = None  # None: the default export in the user cache
     size: int = 512  # longest side of the output, in pixels
-    # Adam steps or L-BFGS iterations, over all passes (passes.default_iterations: 310, 155, 77,
-    # 39 and 19 over the 128 … 512 px ladder, each later pass taking about the same time).
-    iterations: int = 600
+    # Adam steps or L-BFGS iterations, over all passes (passes.default_iterations: 258, 129, 65,
+    # 32 and 16 over the 128 … 512 px ladder, each later pass taking about the same time): 0.31x
+    # the time of the 900-step schedule before it, pictures a little softer (docs/quality.md).
+    iterations: int = 500
     # Adam, coarse to fine, averaged (style-transfer-pytorch's way): L-BFGS pours its steps into
     # directions the network barely sees and leaves a pixel grid over flat regions (docs/quality.md).
     optimizer: Optimizer = Optimizer.ADAM

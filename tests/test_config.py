@@ -42,7 +42,7 @@ INFO = ModelInfo(
 
 def test_defaults_are_the_papers_and_ours():
     config = StylizeConfig()
-    assert (config.size, config.iterations, config.optimizer, config.lr) == (512, 600, Optimizer.ADAM, 0.02)
+    assert (config.size, config.iterations, config.optimizer, config.lr) == (512, 500, Optimizer.ADAM, 0.02)
     assert (config.init, config.min_scale, config.ema_decay) == (InitKind.NOISE, 128, 0.99)
     assert config.tile == 0  # chosen from the memory (nst_ort/tiles/budget.py)
     # The paper's relu4_2 and five style layers; relu2_2, the normalisation and TV are ours

@@ -90,7 +90,7 @@ ScaleIterationsOption = Annotated[
     typer.Option(
         help="Iterations of each pass (--scales or --min-scale), e.g. 400,100 (default: "
         "--iterations split so that each pass after the first takes about the same time, the "
-        "first twice the second's steps: 310,155,77,39,19 at 512 px)."
+        "first twice the second's steps: 258,129,65,32,16 at 512 px)."
     ),
 ]
 MinScaleOption = Annotated[
