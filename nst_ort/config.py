@@ -147,7 +147,7 @@ class StylizeConfig:
     # that side, blended (nst_ort/tiles/); 0: chosen from the memory available (tiles.resolve).
     tile: int = 0
     # Adam: the output is the exponential moving average of the iterates with this decay
-    # (0: the last iterate); see loop.run_adam.
+    # (0: the last iterate), over at most a quarter of a pass (loop.pass_ema_decay); see loop.run_adam.
     ema_decay: float = 0.99
     preserve_colors: PreserveColors = PreserveColors.NONE
     device: Device = Device.AUTO

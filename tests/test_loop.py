@@ -116,17 +116,20 @@ def adam_reference(objective, x, steps, lr, decay):
     return x, average / weight if decay else x
 
 
-@pytest.mark.parametrize("decay", [0.0, 0.9])
-def test_adam_returns_the_moving_average_of_its_iterates(decay):
+@pytest.mark.parametrize(("decay", "steps", "applied"), [(0.0, 12, 0.0), (0.9, 40, 0.9), (0.9, 12, 2 / 3)])
+def test_adam_returns_the_moving_average_of_its_iterates(decay, steps, applied):
+    """With the decay asked for, or for a short pass the one whose window is a quarter of it."""
     objective, start = Bowl(), np.full(Bowl.shape, 0.5, np.float32)
     seen = []
     result = run_adam(
-        objective, start, 12, 0.05, callback=lambda r, image: seen.append(image), ema_decay=decay
+        objective, start, steps, 0.05, callback=lambda r, image: seen.append(image), ema_decay=decay
     )
-    _, desired = adam_reference(objective, start, 12, 0.05, decay)
+    _, desired = adam_reference(objective, start, steps, 0.05, applied)
     np.testing.assert_allclose(result.image, desired, atol=1e-5)
     np.testing.assert_allclose(seen[-1], result.image)  # the callback sees what is returned
-    assert result.adam.t == 12
+    assert result.adam.t == steps
+    _, other = adam_reference(objective, start, steps, 0.05, 0.95)
+    assert np.abs(result.image - other).max() > 1e-4  # the decay matters here
 
 
 def test_adam_continues_from_a_state():
