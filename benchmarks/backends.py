@@ -11,6 +11,7 @@ Adding a backend is one `register(Backend(...))` call; every benchmark parametri
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import numpy as np
 
 from benchmarks.workload import SPEC, WEIGHTS_SEED, Case
 from nst_ort import contract
+from nst_ort.graphs import target_shapes
 
 Evaluator = object  # anything with .shape and .value_and_grad(image) -> (dict, ndarray)
 
@@ -67,11 +69,19 @@ class TorchEvaluator:
         )
         for parameter in module.parameters():  # build_loss_module freezes the convs already
             parameter.requires_grad_(False)
+        module.sliced = False  # the Gram terms alone, as the run the other backends make
         self.module = module.to(self.device)
         image, values = case.load_inputs()
         self.shape = image.shape
+        # The module's sliced inputs, unused: zeros of their shapes.
+        sliced = dataclasses.replace(SPEC, style_loss=contract.StyleLoss.SLICED)
+        unused = {
+            name: np.zeros(shape, np.float32)
+            for name, shape in target_shapes(sliced, *image.shape[2:]).items()
+        }
         self.inputs = [
-            torch.from_numpy(values[name]).to(self.device) for name in self.module.input_names()[1:]
+            torch.from_numpy({**unused, **values}[name]).to(self.device)
+            for name in self.module.input_names()[1:]
         ]
 
     def value_and_grad(self, image: np.ndarray) -> tuple[dict[str, float], np.ndarray]:

@@ -132,11 +132,16 @@ class StyleTransferLoss(nn.Module):
     Argument and output order is `input_names()` / `output_names()`.
     """
 
-    def __init__(self, features: VGGFeatures, content_layers: list[str], style_layers: list[str]):
+    def __init__(
+        self, features: VGGFeatures, content_layers: list[str], style_layers: list[str], sliced: bool = True
+    ):
         super().__init__()
         self.features = features
         self.content_layers = list(content_layers)
         self.style_layers = list(style_layers)
+        # Without the sliced terms (a torch reference of the Gram terms alone, as a run that
+        # uses them computes: benchmarks/backends.py) their outputs are zeros. Exports have them.
+        self.sliced = sliced
 
     def input_names(self) -> list[str]:
         return (
@@ -212,17 +217,24 @@ class StyleTransferLoss(nn.Module):
         ]
         grams = [gram(feats[layer]) for layer in self.style_layers]
         styles = [style_loss(g, a) for g, a in zip(grams, inputs.style_targets, strict=True)]
-        projected = [
-            projections(feats[layer], d)
-            for layer, d in zip(self.style_layers, inputs.directions, strict=True)
-        ]
-        # The matched values are the term's target: no gradient flows through them (sliced_loss).
-        # The histograms count an eighth of relu1's positions, a quarter of relu2's, half of relu3's.
-        matched = [
-            histogram_match(p.detach(), t, max(1, 8 // contract.layer_downsampling(layer)))
-            for layer, p, t in zip(self.style_layers, projected, inputs.quantile_targets, strict=True)
-        ]
-        sliced = [sliced_loss(p, t) for p, t in zip(projected, matched, strict=True)]
+        if self.sliced:
+            projected = [
+                projections(feats[layer], d)
+                for layer, d in zip(self.style_layers, inputs.directions, strict=True)
+            ]
+            # The matched values are the term's target: no gradient flows through them
+            # (sliced_loss). The histograms count an eighth of relu1's positions, a quarter of
+            # relu2's, half of relu3's.
+            matched = [
+                histogram_match(p.detach(), t, max(1, 8 // contract.layer_downsampling(layer)))
+                for layer, p, t in zip(self.style_layers, projected, inputs.quantile_targets, strict=True)
+            ]
+            sliced = [sliced_loss(p, t) for p, t in zip(projected, matched, strict=True)]
+            quantile_outputs = [quantiles(p.detach()) for p in projected]
+        else:
+            projected = matched = []
+            sliced = [torch.zeros(()) for _ in self.style_layers]
+            quantile_outputs = [torch.zeros(d.shape[0], contract.QUANTILES) for d in inputs.directions]
         total_content = sum(
             (w * e for w, e in zip(inputs.content_weights, contents, strict=True)), torch.zeros(())
         )
@@ -243,6 +255,6 @@ class StyleTransferLoss(nn.Module):
             *sliced,
             *(feats[layer] for layer in self.content_layers),
             *grams,
-            *(quantiles(p.detach()) for p in projected),
+            *quantile_outputs,
         )
-        return outputs, dict(zip(self.style_layers, zip(projected, matched, strict=True), strict=True))
+        return outputs, dict(zip(self.style_layers, zip(projected, matched, strict=True), strict=False))
