@@ -18,6 +18,7 @@ from nst_ort.backends import Prepared
 from nst_ort.backends.artifacts import Artifacts, ensure
 from nst_ort.backends.ort import require_training, session_options, training_module
 from nst_ort.config import LossSpec
+from nst_ort.errors import NstError
 from nst_ort.model import ModelInfo
 
 
@@ -67,6 +68,10 @@ class TrainingGradient:
         self.cache_root = cache_root
 
     def prepare(self, spec: LossSpec, frozen: dict[str, np.ndarray], height: int, width: int) -> Prepared:
+        if contract.StyleLoss(spec.style_loss) is contract.StyleLoss.SLICED:
+            # onnxruntime-training differentiates the loss graph itself, through the histogram
+            # lookups that the sliced term holds fixed; the export's gradient graph does not.
+            raise NstError("`style_loss` sliced needs `backend` ort-graph or ov-bf16, not ort-training")
         entry = ensure(self.model, self.info.sha256, spec, height, width, self.cache_root)
         objective = TrainingBackend(entry, frozen, self.device, self.threads)
         return Prepared(objective, entry.built, entry.seconds)

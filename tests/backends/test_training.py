@@ -9,6 +9,7 @@ from nst_ort.backends.training import TrainingBackend
 from nst_ort.config import LossSpec
 from nst_ort.contract import Arch, ExportSpec
 from nst_ort.engine import Engine
+from nst_ort.errors import NstError
 from nst_ort.graphs import weight_values
 from tests.requires import TORCH, needs_training
 
@@ -91,3 +92,12 @@ def test_gradient_matches_torch_autograd(engine, torch_features, case):
     # a second step does not accumulate onto the first gradient
     _, again = backend.value_and_grad(image)
     np.testing.assert_array_equal(again, actual)
+
+
+@needs_training
+def test_the_sliced_term_is_refused_in_one_line(tiny_model):
+    """onnxruntime-training would differentiate through the histogram lookups the term holds fixed."""
+    engine = Engine(tiny_model, "cpu", threads=1, backend="ort-training")
+    spec = LossSpec(style_loss="sliced")
+    with pytest.raises(NstError, match="^`style_loss` sliced needs `backend` ort-graph or ov-bf16"):
+        engine.gradient.prepare(spec, {}, 32, 32)
