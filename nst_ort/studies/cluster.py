@@ -150,6 +150,17 @@ def stylize_tile(job: Job, model: list, tile: TileJob, style: dict) -> TileResul
     return compute_tile(engine, tile, style)
 
 
+def task_error(exc, label: str) -> NstError:
+    """The one line for a task that raised on a worker: a worker's own NstError as it is (the
+    worker's installation: every task would fail so), anything else under the task's label."""
+    cause = getattr(exc, "cause", None) or exc
+    if isinstance(cause, NstError):
+        return NstError(f"on the Ray cluster: {cause}", cause.exit_code)
+    text = str(cause).strip().splitlines()
+    detail = f"{type(cause).__name__}: {text[0]}" if text else type(cause).__name__
+    return NstError(f"{label}: {detail}", FAILURE)
+
+
 def read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -314,12 +325,7 @@ class Cluster:
         try:
             return ray.get(ref)
         except ray.exceptions.RayTaskError as exc:
-            cause = getattr(exc, "cause", None) or exc
-            if isinstance(cause, NstError):
-                raise NstError(f"on the Ray cluster: {cause}", cause.exit_code) from None
-            text = str(cause).strip().splitlines()
-            detail = f"{type(cause).__name__}: {text[0]}" if text else type(cause).__name__
-            raise NstError(f"tile {tile.index + 1}: {detail}", FAILURE) from None
+            raise task_error(exc, f"tile {tile.index + 1}") from None
         except ray.exceptions.RayError as exc:
             raise NstError(
                 f"tile {tile.index + 1}: lost on the Ray cluster after {self.retries} retries "
@@ -333,12 +339,7 @@ class Cluster:
         try:
             return ray.get(ref)
         except ray.exceptions.RayTaskError as exc:  # raised on the worker, not by the cell's input
-            cause = getattr(exc, "cause", None) or exc
-            if isinstance(cause, NstError):  # the worker's installation: every cell would fail so
-                raise NstError(f"on the Ray cluster: {cause}", cause.exit_code) from None
-            text = str(cause).strip().splitlines()
-            detail = f"{type(cause).__name__}: {text[0]}" if text else type(cause).__name__
-            raise NstError(f"cell {cell.label}: {detail}", FAILURE) from None
+            raise task_error(exc, f"cell {cell.label}") from None
         except ray.exceptions.RayError as exc:  # its worker or node died, once too often
             message = f"lost on the Ray cluster after {self.retries} retries ({type(exc).__name__})"
             return CellResult(Status.FAILED, message, None, None)

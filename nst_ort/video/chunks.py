@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nst_ort.config import Device, Status
-from nst_ort.errors import FAILURE, NstError
+from nst_ort.errors import NstError
 from nst_ort.imageio import to_uint8
 from nst_ort.studies import cluster
 from nst_ort.video.config import VideoConfig
@@ -202,12 +202,7 @@ def _result(ray, ref, chunk: Chunk) -> ChunkResult:
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as exc:
-        cause = getattr(exc, "cause", None) or exc
-        if isinstance(cause, NstError):
-            raise NstError(f"on the Ray cluster: {cause}", cause.exit_code) from None
-        text = str(cause).strip().splitlines()
-        detail = f"{type(cause).__name__}: {text[0]}" if text else type(cause).__name__
-        raise NstError(f"{chunk.label}: {detail}", FAILURE) from None
+        raise cluster.task_error(exc, chunk.label) from None
     except ray.exceptions.RayError as exc:
         message = f"lost on the Ray cluster after retries ({type(exc).__name__})"
         return ChunkResult(Status.FAILED, message, {}, {})

@@ -359,3 +359,19 @@ def test_ray_is_only_imported_for_a_cluster():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_a_task_that_raised_on_a_worker_is_one_line():
+    """cluster.task_error, for cells, tiles and video chunks alike: the worker's own NstError as
+    it is, anything else under the task's label with its first line."""
+    from nst_ort.errors import FAILURE, NstError
+    from nst_ort.studies.cluster import task_error
+
+    class Raised(Exception):  # what Ray raises on the driver: the worker's exception as `cause`
+        def __init__(self, cause):
+            self.cause = cause
+
+    actual = task_error(Raised(NstError("onnxruntime is missing", 3)), "cell a")
+    assert (str(actual), actual.exit_code) == ("on the Ray cluster: onnxruntime is missing", 3)
+    actual = task_error(Raised(ValueError("bad shape\nmore")), "tile 2")
+    assert (str(actual), actual.exit_code) == ("tile 2: ValueError: bad shape", FAILURE)
