@@ -36,7 +36,7 @@ def export_command(
             "edge-tuned VGG-16, from PyPI), vgg16 / vgg19 (torchvision download), random, "
             "or a .pth / .h5 file."
         ),
-    ] = "vgg16-hed",
+    ] = "vgg16-imagenet",
     pooling: Annotated[Pooling, typer.Option(help="avg (the paper's choice) or max.")] = EXPORT.pooling,
     content_layers: Annotated[
         str, typer.Option(help="Layers available for content losses, comma-separated, or 'all'.")
