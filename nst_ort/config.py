@@ -77,9 +77,18 @@ class LossSpec:
     # The paper's relu4_2, with relu2_2 at half weight: relu4_2 alone lets the finest scales
     # drift (docs/quality.md); relu2_2 keeps the photo's edges crisp where the style would blur them.
     content_layers: dict[str, float] = field(default_factory=lambda: {"relu4_2": 1.0, "relu2_2": 0.5})
-    # Equal weights over the five layers, as in the paper's Figure 2 (w_l = 1/5).
+    # The paper's five layers, falling with depth rather than its equal 1/5: with every term a
+    # relative error, equal weights let relu4_1 and relu5_1 paste the painting's objects into the
+    # picture (the Scream's figure, Matisse's hat, Escher's hand) and blur the photo's structure
+    # (docs/quality.md); these keep the swirls and bands and the houses crisp.
     style_layers: dict[str, float] = field(
-        default_factory=lambda: dict.fromkeys(("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"), 0.2)
+        default_factory=lambda: {
+            "relu1_1": 0.3,
+            "relu2_1": 0.25,
+            "relu3_1": 0.2,
+            "relu4_1": 0.15,
+            "relu5_1": 0.1,
+        }
     )
     # With `normalize` the terms are relative errors: β = 10α was chosen by eye on the quality
     # gallery (docs/quality.md). Without it these are the paper's sums, and the HED VGG-16's

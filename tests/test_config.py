@@ -45,12 +45,16 @@ def test_defaults_are_the_papers_and_ours():
     assert (config.size, config.iterations, config.optimizer, config.lr) == (512, 500, Optimizer.ADAM, 0.02)
     assert (config.init, config.min_scale, config.ema_decay) == (InitKind.NOISE, 128, 0.99)
     assert config.tile == 0  # chosen from the memory (nst_ort/tiles/budget.py)
-    # The paper's relu4_2 and five style layers; relu2_2, the normalisation and TV are ours
-    # (docs/quality.md).
+    # The paper's relu4_2 and five style layers; relu2_2, the layer weights falling with depth,
+    # the normalisation and TV are ours (docs/quality.md).
     assert config.loss.content_layers == {"relu4_2": 1.0, "relu2_2": 0.5}
-    assert config.loss.style_layers == dict.fromkeys(
-        ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"), 0.2
-    )
+    assert config.loss.style_layers == {
+        "relu1_1": 0.3,
+        "relu2_1": 0.25,
+        "relu3_1": 0.2,
+        "relu4_1": 0.15,
+        "relu5_1": 0.1,
+    }
     loss = config.loss
     assert (loss.content_weight, loss.style_weight, loss.tv_weight, loss.normalize) == (1.0, 10.0, 1.5, True)
     assert config.backend == "auto"  # ort-graph, or bf16 where it pays (backends.resolve)

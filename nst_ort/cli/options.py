@@ -71,7 +71,7 @@ StyleLayersOption = Annotated[
     str | None,
     typer.Option(
         help="Style layers with optional weights, e.g. relu1_1:0.2,relu2_1:0.2 "
-        "(default: the paper's five, 0.2 each)."
+        f"(default: the paper's five, {layerspec.format_layers(LossSpec().style_layers)}).",
     ),
 ]
 StyleBlendOption = Annotated[

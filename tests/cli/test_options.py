@@ -145,7 +145,8 @@ def test_help_shows_defaults_written_in_words(cli, monkeypatch, command):
     # Rich would read "[default: …]" in a help text as markup and drop it.
     actual = _help(cli, monkeypatch, command)
     assert "(default: the user cache's default model)" in actual
-    assert "(default: the paper's five, 0.2 each)" in actual
+    desired = layerspec.format_layers(LossSpec().style_layers)
+    assert f"{desired})." in actual and desired.startswith("relu1_1:0.3,")
 
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
