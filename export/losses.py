@@ -232,7 +232,6 @@ class StyleTransferLoss(nn.Module):
             sliced = [sliced_loss(p, t) for p, t in zip(projected, matched, strict=True)]
             quantile_outputs = [quantiles(p.detach()) for p in projected]
         else:
-            projected = matched = []
             sliced = [torch.zeros(()) for _ in self.style_layers]
             quantile_outputs = [torch.zeros(d.shape[0], contract.QUANTILES) for d in inputs.directions]
         total_content = sum(
@@ -257,4 +256,6 @@ class StyleTransferLoss(nn.Module):
             *grams,
             *quantile_outputs,
         )
-        return outputs, dict(zip(self.style_layers, zip(projected, matched, strict=True), strict=False))
+        if not self.sliced:
+            return outputs, {}
+        return outputs, dict(zip(self.style_layers, zip(projected, matched, strict=True), strict=True))
