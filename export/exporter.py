@@ -67,7 +67,8 @@ def example_inputs(
         quantiles(projections(feats[layer], d))
         for layer, d in zip(module.style_layers, directions, strict=True)
     ]
-    scalars = [torch.rand((), generator=gen) + 0.5 for _ in range(3)]
+    # α, β, γ and the TV's colour weight.
+    scalars = [torch.rand((), generator=gen) + 0.5 for _ in range(4)]
     layer_weights = [
         torch.rand((), generator=gen) + 0.5
         for _ in range(len(module.content_layers) + len(module.style_layers))

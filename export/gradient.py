@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from onnx import helper, numpy_helper
 from onnx.utils import Extractor
 
-from export.losses import StyleTransferLoss
+from export.losses import StyleTransferLoss, chroma
 from nst_ort import contract
 from nst_ort.contract import Pooling
 
@@ -152,11 +152,14 @@ def sliced_term_grad(
     return ((directions.t() @ (projected - matched)) * (2.0 * weight / (h * w))).reshape(features.shape)
 
 
-def tv_grad(image: torch.Tensor) -> torch.Tensor:
-    """∂/∂x of Σ (x[j+1] − x[j])² over rows and columns: 2(d[j−1] − d[j]), d = 0 off the edges."""
+def tv_grad(image: torch.Tensor, chroma_weight: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """∂/∂x of losses.tv_loss. The plain Σ (x[j+1] − x[j])² over rows and columns gives
+    g = 2(d[j−1] − d[j]), d = 0 off the edges; the colour part's extra (k − 1) Σ ‖chroma(d)‖² adds
+    (k − 1) chroma(g), the projection being linear, symmetric and idempotent."""
     dx = image[:, :, :, 1:] - image[:, :, :, :-1]
     dy = image[:, :, 1:, :] - image[:, :, :-1, :]
-    return 2.0 * (F.pad(dx, (1, 0)) - F.pad(dx, (0, 1)) + F.pad(dy, (0, 0, 1, 0)) - F.pad(dy, (0, 0, 0, 1)))
+    plain = 2.0 * (F.pad(dx, (1, 0)) - F.pad(dx, (0, 1)) + F.pad(dy, (0, 0, 1, 0)) - F.pad(dy, (0, 0, 0, 1)))
+    return plain + (chroma_weight - 1.0) * chroma(plain)
 
 
 class StyleTransferGradient(StyleTransferLoss):
@@ -251,7 +254,7 @@ class StyleTransferGradient(StyleTransferLoss):
                 grad = max_pool2_grad(grad, feats[sequence[i - 1]])
         # x = image · scale − offset: the preprocessing's backward is a per-channel scale.
         network = grad * self.features.scale
-        image_grad = network + inputs.gamma * tv_grad(image)
+        image_grad = network + inputs.gamma * tv_grad(image, inputs.tv_chroma)
         outputs = (
             *outputs,
             image_grad,

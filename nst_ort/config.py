@@ -98,6 +98,12 @@ class LossSpec:
     # Per pixel (with `normalize`): enough to keep the 5–8 px weave that a start from noise
     # leaves in flat regions out of the picture, not enough to flatten the strokes.
     tv_weight: float = 1.5
+    # How many times a colour difference between neighbouring pixels costs more in the TV term
+    # than a difference in brightness (export/losses.tv_loss; 1: the plain TV, the paper's and
+    # neural-style's). The network barely sees pixel-scale colour, so the style terms leave a
+    # fine pink, green and blue speckle in the strokes that the plain TV, at a weight that keeps
+    # the strokes, leaves alone (docs/quality.md).
+    tv_chroma: float = 20.0
     # Each term divided by the size of its target (targets.normalized_loss), so that every layer
     # counts as its weight says whatever the network's activations; TV per pixel.
     normalize: bool = True
@@ -175,7 +181,7 @@ def parse_init(value: str | Path) -> InitKind | Path:
 # Fields added after reports were first written, with the values that reproduce a run from
 # before them: a report without the field ran without the feature.
 ADDED_FIELDS = {"min_scale": 0, "ema_decay": 0.0}
-ADDED_LOSS_FIELDS = {"normalize": False, "style_loss": contract.StyleLoss.GRAM.value}
+ADDED_LOSS_FIELDS = {"normalize": False, "style_loss": contract.StyleLoss.GRAM.value, "tv_chroma": 1.0}
 
 
 def loss_from_dict(data: dict) -> LossSpec:
@@ -270,6 +276,8 @@ def check_loss(spec: LossSpec, info: ModelInfo | None = None) -> None:
         )
     for name in ("content_weight", "style_weight", "tv_weight"):
         _finite(name, getattr(spec, name))
+    if not math.isfinite(spec.tv_chroma) or spec.tv_chroma < 0:
+        raise NstError(f"`tv_chroma` {spec.tv_chroma}: must be a finite number, 0 or more")
     for kind, layers in (("content", spec.content_layers), ("style", spec.style_layers)):
         for layer, weight in layers.items():
             if not math.isfinite(weight) or weight < 0:

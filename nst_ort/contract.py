@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bumped whenever the graph's inputs, outputs or semantics change incompatibly."""
 
 
@@ -107,6 +107,8 @@ IMAGE = "image"  # float32 NCHW, RGB in [0, 1]
 ALPHA = "weight.content"
 BETA = "weight.style"
 GAMMA = "weight.tv"
+# k in the TV term Σ ‖grey part of d‖² + k Σ ‖colour part of d‖² (export/losses.tv_loss): 1 is the plain TV.
+TV_CHROMA = "weight.tv.chroma"
 LOSS = "loss"
 LOSS_CONTENT = "loss.content"
 LOSS_STYLE = "loss.style"

@@ -62,11 +62,12 @@ def target_shapes(spec: LossSpec, height: int, width: int) -> dict[str, tuple[in
 
 
 def weight_values(spec: LossSpec) -> dict[str, np.ndarray]:
-    """The scalar weights α, β, γ and w_l as the graph's inputs want them."""
+    """The scalar weights α, β, γ, the TV's colour weight and w_l as the graph's inputs want them."""
     values = {
         contract.ALPHA: spec.content_weight,
         contract.BETA: spec.style_weight,
         contract.GAMMA: spec.tv_weight,
+        contract.TV_CHROMA: spec.tv_chroma,
     }
     values.update({contract.content_weight(k): w for k, w in spec.content_layers.items()})
     values.update({contract.style_weight(k): w for k, w in spec.style_layers.items()})

@@ -98,6 +98,7 @@ def test_config_round_trips_through_its_report_form(tmp_path):
         ({"lr": float("inf")}, "`lr` inf: must be a finite number"),
         ({"lr": -0.1}, "`lr` -0.1: must not be negative"),
         ({"style_scale": 0.0}, "`style_scale` 0.0: must be positive"),
+        ({"loss": LossSpec(tv_chroma=float("inf"))}, "`tv_chroma` inf: must be a finite number, 0 or more"),
         ({"threads": -1}, "`threads` -1: 0 (one per core) or more"),
         ({"tile": 31}, "`tile` 31: 0 (chosen from the memory) or at least 32 px"),
         ({"tile": -64}, "`tile` -64: 0 (chosen from the memory) or at least 32 px"),
@@ -176,3 +177,9 @@ def test_the_sliced_term_needs_an_export_that_has_it():
         "`style_loss`: m.onnx has no sliced style term; export it again with this version (`nst-ort export`)"
     )
     validate(StylizeConfig(loss=spec), replace(INFO, style_losses=("gram", "sliced")), styles=1)
+
+
+def test_reports_from_before_the_colour_tv_ran_the_plain_tv():
+    old = plain(StylizeConfig())
+    del old["loss"]["tv_chroma"]
+    assert config_from_dict(old).loss.tv_chroma == 1.0

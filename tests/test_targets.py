@@ -36,6 +36,7 @@ def test_the_terms_are_relative_errors_when_normalized(engine, normalize):
         content_weight=2.0,
         style_weight=5.0,
         tv_weight=3.0,
+        tv_chroma=4.0,
         normalize=normalize,
     )
     content, style, image = images(0)
@@ -58,7 +59,11 @@ def test_the_terms_are_relative_errors_when_normalized(engine, normalize):
         n = a.shape[0]
         term = np.sum((g - a) ** 2) / (4 * n * n)
         style_term += w * (term / (np.sum(a**2) / (4 * n * n)) if normalize else term)
-    tv = np.sum(np.diff(image, axis=0) ** 2) + np.sum(np.diff(image, axis=1) ** 2)
+    # Each neighbour difference's grey part (its channel mean) counted once, its colour part 4 times.
+    tv = 0.0
+    for d in (np.diff(image, axis=0), np.diff(image, axis=1)):
+        grey = np.broadcast_to(d.mean(axis=2, keepdims=True), d.shape)
+        tv += np.sum(grey**2) + 4.0 * np.sum((d - grey) ** 2)
     tv_term = tv / (H * W) if normalize else tv
     desired = 2.0 * content_term + 5.0 * style_term + 3.0 * tv_term
     assert actual[contract.LOSS] == pytest.approx(desired, rel=1e-4)

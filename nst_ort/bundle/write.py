@@ -145,6 +145,7 @@ def _manifest(
             "content_weight": spec.content_weight,
             "style_weight": spec.style_weight,
             "tv_weight": spec.tv_weight,
+            "tv_chroma": spec.tv_chroma,
             # Each term relative to its target (targets.normalized_loss): the weight inputs hold
             # these weights times 2/ΣP² (content), 4N²/ΣA² (style) or 1/(H·W) (TV).
             "normalize": spec.normalize,

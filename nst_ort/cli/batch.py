@@ -38,6 +38,7 @@ from nst_ort.cli.options import (
     StyleScaleOption,
     StyleWeightOption,
     ThreadsOption,
+    TvChromaOption,
     TvWeightOption,
     ints,
     loss_from_options,
@@ -88,6 +89,7 @@ def batch_command(
     content_weight: ContentWeightOption = STYLIZE.loss.content_weight,
     style_weight: StyleWeightOption = STYLIZE.loss.style_weight,
     tv_weight: TvWeightOption = STYLIZE.loss.tv_weight,
+    tv_chroma: TvChromaOption = STYLIZE.loss.tv_chroma,
     normalize: NormalizeOption = STYLIZE.loss.normalize,
     style_loss: StyleLossOption = STYLIZE.loss.style_loss,
     content_layers: ContentLayersOption = layerspec.format_layers(STYLIZE.loss.content_layers),
@@ -125,6 +127,7 @@ def batch_command(
         tv_weight,
         normalize,
         style_loss,
+        tv_chroma,
     )
     config = StylizeConfig(
         model=model,

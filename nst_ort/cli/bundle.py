@@ -32,6 +32,7 @@ from nst_ort.cli.options import (
     StyleScaleOption,
     StyleWeightOption,
     ThreadsOption,
+    TvChromaOption,
     TvWeightOption,
     floats,
     loss_from_options,
@@ -58,6 +59,7 @@ def bundle_command(
     content_weight: ContentWeightOption = DEFAULTS.loss.content_weight,
     style_weight: StyleWeightOption = DEFAULTS.loss.style_weight,
     tv_weight: TvWeightOption = DEFAULTS.loss.tv_weight,
+    tv_chroma: TvChromaOption = DEFAULTS.loss.tv_chroma,
     normalize: NormalizeOption = DEFAULTS.loss.normalize,
     style_loss: StyleLossOption = DEFAULTS.loss.style_loss,
     content_layers: ContentLayersOption = layerspec.format_layers(DEFAULTS.loss.content_layers),
@@ -85,6 +87,7 @@ def bundle_command(
         tv_weight,
         normalize,
         style_loss,
+        tv_chroma,
     )
     config = StylizeConfig(
         model=model,

@@ -64,6 +64,13 @@ SeedOption = Annotated[int, typer.Option(help="Seed for the noise initialisation
 ContentWeightOption = Annotated[float, typer.Option(help="α, the content loss weight.")]
 StyleWeightOption = Annotated[float, typer.Option(help="β, the style loss weight.")]
 TvWeightOption = Annotated[float, typer.Option(help="γ, the total-variation weight.")]
+TvChromaOption = Annotated[
+    float,
+    typer.Option(
+        help="How many times a colour difference between neighbouring pixels costs more in the "
+        "TV term than a brightness one (1: the plain TV); keeps pink and green speckle out of the strokes."
+    ),
+]
 ContentLayersOption = Annotated[
     str, typer.Option(help="Content layers, e.g. relu4_2 or relu4_2:1,relu5_2:0.5.")
 ]
@@ -194,6 +201,7 @@ def loss_from_options(
     tv_weight: float,
     normalize: bool,
     style_loss: StyleLoss,
+    tv_chroma: float,
 ) -> LossSpec:
     """The LossSpec the loss options ask for, layers checked against the model's."""
     style_spec = style_layers or layerspec.format_layers(LOSS.style_layers)
@@ -203,6 +211,7 @@ def loss_from_options(
         content_weight=content_weight,
         style_weight=style_weight,
         tv_weight=tv_weight,
+        tv_chroma=tv_chroma,
         normalize=normalize,
         style_loss=style_loss,
     )

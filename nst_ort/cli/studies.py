@@ -31,6 +31,7 @@ from nst_ort.cli.options import (
     StyleArgument,
     StyleLossOption,
     ThreadsOption,
+    TvChromaOption,
     TvWeightOption,
 )
 from nst_ort.cli.outputs import check_output, check_output_file, finish_run
@@ -178,6 +179,7 @@ def sweep_command(
     ] = None,
     content_weight: ContentWeightOption = SWEEP.loss.content_weight,
     tv_weight: TvWeightOption = SWEEP.loss.tv_weight,
+    tv_chroma: TvChromaOption = SWEEP.loss.tv_chroma,
     normalize: NormalizeOption = SWEEP.loss.normalize,
     style_loss: StyleLossOption = SWEEP.loss.style_loss,
     model: ModelOption = SWEEP.model,
@@ -209,6 +211,7 @@ def sweep_command(
         content_weight=content_weight,
         style_weight=content_weight / SWEEP.loss.ratio,
         tv_weight=tv_weight,
+        tv_chroma=tv_chroma,
         normalize=normalize,
         style_loss=style_loss,
     )

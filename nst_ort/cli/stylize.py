@@ -45,6 +45,7 @@ from nst_ort.cli.options import (
     StyleWeightOption,
     ThreadsOption,
     TileOption,
+    TvChromaOption,
     TvWeightOption,
     floats,
     ints,
@@ -75,6 +76,7 @@ def stylize_command(
     content_weight: ContentWeightOption = STYLIZE.loss.content_weight,
     style_weight: StyleWeightOption = STYLIZE.loss.style_weight,
     tv_weight: TvWeightOption = STYLIZE.loss.tv_weight,
+    tv_chroma: TvChromaOption = STYLIZE.loss.tv_chroma,
     normalize: NormalizeOption = STYLIZE.loss.normalize,
     style_loss: StyleLossOption = STYLIZE.loss.style_loss,
     content_layers: ContentLayersOption = layerspec.format_layers(STYLIZE.loss.content_layers),
@@ -116,6 +118,7 @@ def stylize_command(
         tv_weight,
         normalize,
         style_loss,
+        tv_chroma,
     )
     config = StylizeConfig(
         model=model,

@@ -39,6 +39,7 @@ from nst_ort.cli.options import (
     StyleScaleOption,
     StyleWeightOption,
     ThreadsOption,
+    TvChromaOption,
     TvWeightOption,
     floats,
     ints,
@@ -118,6 +119,7 @@ def video_command(
     content_weight: ContentWeightOption = STYLIZE.loss.content_weight,
     style_weight: StyleWeightOption = STYLIZE.loss.style_weight,
     tv_weight: TvWeightOption = STYLIZE.loss.tv_weight,
+    tv_chroma: TvChromaOption = STYLIZE.loss.tv_chroma,
     normalize: NormalizeOption = STYLIZE.loss.normalize,
     style_loss: StyleLossOption = STYLIZE.loss.style_loss,
     content_layers: ContentLayersOption = layerspec.format_layers(STYLIZE.loss.content_layers),
@@ -155,7 +157,15 @@ def video_command(
         engine, runner = None, cluster.Cluster(model, ray)
         info = runner.model_info
     loss = loss_from_options(
-        info, content_layers, style_layers, content_weight, style_weight, tv_weight, normalize, style_loss
+        info,
+        content_layers,
+        style_layers,
+        content_weight,
+        style_weight,
+        tv_weight,
+        normalize,
+        style_loss,
+        tv_chroma,
     )
     stylize = StylizeConfig(
         model=model,

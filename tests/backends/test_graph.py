@@ -37,9 +37,16 @@ LAYER_SETS = {
     "to-relu3_1": ({"relu2_2": 1.0}, {"relu1_1": 0.5, "relu3_1": 2.0}),
     "to-relu2_1": ({"relu1_2": 1.0}, {"relu2_1": 1.5}),
 }
-# (α, β, γ): each term alone, then all together. β is large because random weights give
-# small Grams: 1e5 makes the style gradient as large as the content one.
-TERMS = {"content": (1.0, 0.0, 0.0), "style": (0.0, 1e5, 0.0), "tv": (0.0, 0.0, 1.0), "all": (1.0, 1e5, 0.5)}
+# (α, β, γ[, the TV's colour weight]): each term alone, the TV also plain, then all together. β
+# is large because random weights give small Grams: 1e5 makes the style gradient as large as the
+# content one.
+TERMS = {
+    "content": (1.0, 0.0, 0.0),
+    "style": (0.0, 1e5, 0.0),
+    "tv": (0.0, 0.0, 1.0, 30.0),
+    "tv-plain": (0.0, 0.0, 1.0, 1.0),
+    "all": (1.0, 1e5, 0.5),
+}
 SIZES = ((48, 64), (45, 58))  # 45 and 29 (58/2) are odd: pooling drops a row or a column
 KINK_MARGIN = 1e-6  # see kink_free_images
 

@@ -106,7 +106,8 @@ def test_two_passes_on_one_compiled_model_keep_their_own_targets(tiny):
     """A sweep's cells at one size share the compiled model; each pass evaluates towards its own
     targets, whichever was evaluated last."""
     _, model, _ = tiny
-    spec = LossSpec(style_weight=1e5)
+    # No TV: it does not depend on the targets, and on a noise image it would outweigh them.
+    spec = LossSpec(style_weight=1e5, tv_weight=0.0)
     first, image = frozen_values(model, spec, 48, 64, seed=1)
     second, _ = frozen_values(model, spec, 48, 64, seed=2)
     compiled = openvino_runtime.CompiledModel(model, spec, 48, 64, threads=0, precision="f32")
@@ -148,7 +149,9 @@ def test_one_compiled_model_per_size_and_the_float32_twin(tiny):
 @pytest.mark.parametrize("optimizer", [Optimizer.LBFGS, Optimizer.ADAM])
 def test_both_optimisers_lower_the_loss(tiny, optimizer):
     engine = Engine(tiny[0], "cpu", backend="ov-bf16")
-    spec = LossSpec(style_weight=1e5)
+    # The plain TV: from noise, 15 Adam steps against the default colour TV (k = 20) on this
+    # random network swing by 4x before they settle, which says nothing about bf16.
+    spec = LossSpec(style_weight=1e5, tv_chroma=1.0)
     rng = np.random.default_rng(0)
     content, style = rng.random((2, 48, 64, 3), dtype=np.float32)
     targets = engine.targets(spec, content, [style], [1.0], 1.0, (48, 64))

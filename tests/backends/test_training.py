@@ -56,7 +56,11 @@ def torch_loss_and_grad(features, spec: LossSpec, targets: dict, image: np.ndarr
         ),
         torch.zeros(()),
     )
-    total = spec.content_weight * content + spec.style_weight * style + spec.tv_weight * tv_loss(x)
+    total = (
+        spec.content_weight * content
+        + spec.style_weight * style
+        + spec.tv_weight * tv_loss(x, spec.tv_chroma)
+    )
     total.backward()
     return float(total.detach()), x.grad.numpy()
 

@@ -98,6 +98,7 @@ def test_style_layers_left_out_mean_the_configs():
         desired.tv_weight,
         desired.normalize,
         desired.style_loss,
+        desired.tv_chroma,
     )
     assert actual == desired
 

@@ -47,6 +47,26 @@ def test_tv_of_a_checkerboard():
     assert tv_loss(image).item() == pytest.approx(desired)
 
 
+@pytest.mark.parametrize("k", [0.0, 1.0, 7.0])
+def test_tv_counts_colour_differences_k_times(k):
+    """Σ ‖grey part of d‖² + k Σ ‖colour part of d‖², in numpy: the grey part of a neighbour
+    difference d is its channel mean on every channel, the colour part what is left."""
+    rng = np.random.default_rng(3)
+    image = rng.random((1, 3, 5, 6)).astype(np.float32)
+    desired = 0.0
+    for d in (np.diff(image, axis=3), np.diff(image, axis=2)):
+        grey = np.broadcast_to(d.mean(axis=1, keepdims=True), d.shape)
+        desired += (grey**2).sum() + k * ((d - grey) ** 2).sum()
+    actual = tv_loss(torch.from_numpy(image), k).item()
+    assert actual == pytest.approx(desired, rel=1e-5)
+
+
+def test_tv_of_a_grey_image_ignores_the_colour_weight():
+    image = torch.rand(1, 1, 6, 7).expand(1, 3, 6, 7)
+    actual, desired = tv_loss(image, 50.0).item(), tv_loss(image, 1.0).item()
+    assert actual == pytest.approx(desired, rel=1e-6)
+
+
 @pytest.mark.parametrize(("h", "w"), [(8, 8), (9, 7), (5, 12)])
 def test_avg_pool2_matches_torch_pooling(h, w):
     x = torch.rand(1, 3, h, w)
