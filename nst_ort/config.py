@@ -149,6 +149,12 @@ class StylizeConfig:
     loss: LossSpec = field(default_factory=LossSpec)
     style_blend: tuple[float, ...] | None = None  # weights for several style images; normalised
     style_scale: float = 1.0  # style image size relative to the output (neural-style's -style_scale)
+    # σ of a Gaussian blur, in output pixels, of each style image at the size the last pass uses
+    # (targets.style_for_run). A departure from the paper and neural-style: the finest 2–3 px of
+    # a photographed painting at that size are its grain, crayon and JPEG noise more than its
+    # brushwork, and the Grams copy them into the picture as a crackle over the strokes
+    # (docs/quality.md). 0: the style image as it is.
+    style_blur: float = 0.5
     # Coarse-to-fine: longest sides of the passes run before the one at `size` (which is added
     # when the last scale is smaller), each initialised with the previous result upsampled.
     scales: tuple[int, ...] | None = None
@@ -180,7 +186,7 @@ def parse_init(value: str | Path) -> InitKind | Path:
 
 # Fields added after reports were first written, with the values that reproduce a run from
 # before them: a report without the field ran without the feature.
-ADDED_FIELDS = {"min_scale": 0, "ema_decay": 0.0}
+ADDED_FIELDS = {"min_scale": 0, "ema_decay": 0.0, "style_blur": 0.0}
 ADDED_LOSS_FIELDS = {"normalize": False, "style_loss": contract.StyleLoss.GRAM.value, "tv_chroma": 1.0}
 
 
@@ -316,6 +322,8 @@ def validate(
         raise NstError(f"`lr` {config.lr}: must not be negative")
     if config.style_scale <= 0:
         raise NstError(f"`style_scale` {config.style_scale}: must be positive")
+    if not math.isfinite(config.style_blur) or config.style_blur < 0:
+        raise NstError(f"`style_blur` {config.style_blur}: must be a finite number, 0 or more")
     if config.threads < 0:
         raise NstError(f"`threads` {config.threads}: 0 (one per core) or more")
     if config.min_scale and config.min_scale < contract.MIN_SIDE:

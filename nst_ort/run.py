@@ -18,6 +18,7 @@ from nst_ort.engine import Engine
 from nst_ort.errors import NstError
 from nst_ort.imageio import fit_longest, load_image
 from nst_ort.report import Report
+from nst_ort.targets import style_for_run
 from nst_ort.tiles.budget import resolve
 
 ImageLike = Path | str | np.ndarray
@@ -100,6 +101,10 @@ def prepare(
         config = resolve(engine, config, frame)  # the tiles, or the largest pass whole, must fit
     else:
         engine.check_memory(config.loss, *fit_longest(*frame, config.size))  # the largest pass, up front
+    # After the memory checks: a size that cannot run is refused before its style image is resized.
+    style_images = [
+        style_for_run(style, config.size, config.style_scale, config.style_blur) for style in style_images
+    ]
     sources = {"content": None if content is None else source_name(content)}
     sources["styles"] = [source_name(style) for style in styles]
     blend = blend_weights(config.style_blend, len(style_images)) if style_images else []

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import onnx
+from scipy import ndimage
 
 from nst_ort import contract
 from nst_ort.backends.ort import providers, require_ort, session_options
@@ -118,6 +119,24 @@ def style_term_size(spec: LossSpec, layer: str) -> float:
 def style_side(output_size: tuple[int, int], style_scale: float) -> int:
     """The longest side a style image is resized to for an output of `output_size`."""
     return max(16, round(max(output_size) * style_scale))
+
+
+def style_for_run(style: np.ndarray, size: int, style_scale: float, blur: float) -> np.ndarray:
+    """A style image as every pass of a run sees it: blurred by a Gaussian of σ = `blur` px at
+    the longest side the last pass (the output's `size`) uses, and no larger than that side.
+
+    The smaller passes resize this image further, so their blur shrinks with them: it removes
+    the painting's finest scale at the output size (grain, crayon, JPEG noise, which the Grams
+    would copy into the picture as a crackle), not the strokes a small pass lays out. A style
+    image smaller than that side keeps its size (the passes enlarge it), its σ scaled down with it."""
+    if blur <= 0:
+        return style
+    side, longest = style_side((size,), style_scale), max(style.shape[:2])
+    if longest > side:
+        style, sigma = resize(style, *fit_longest(*style.shape[:2], side)), blur
+    else:
+        sigma = blur * longest / side
+    return ndimage.gaussian_filter(style, sigma=(sigma, sigma, 0), mode="reflect").astype(np.float32)
 
 
 def normalized_loss(spec: LossSpec, values: dict[str, np.ndarray], height: int, width: int) -> LossSpec:

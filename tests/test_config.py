@@ -98,6 +98,7 @@ def test_config_round_trips_through_its_report_form(tmp_path):
         ({"lr": float("inf")}, "`lr` inf: must be a finite number"),
         ({"lr": -0.1}, "`lr` -0.1: must not be negative"),
         ({"style_scale": 0.0}, "`style_scale` 0.0: must be positive"),
+        ({"style_blur": -0.5}, "`style_blur` -0.5: must be a finite number, 0 or more"),
         ({"loss": LossSpec(tv_chroma=float("inf"))}, "`tv_chroma` inf: must be a finite number, 0 or more"),
         ({"threads": -1}, "`threads` -1: 0 (one per core) or more"),
         ({"tile": 31}, "`tile` 31: 0 (chosen from the memory) or at least 32 px"),
@@ -179,7 +180,8 @@ def test_the_sliced_term_needs_an_export_that_has_it():
     validate(StylizeConfig(loss=spec), replace(INFO, style_losses=("gram", "sliced")), styles=1)
 
 
-def test_reports_from_before_the_colour_tv_ran_the_plain_tv():
+def test_reports_from_before_the_style_blur_and_the_colour_tv_ran_without_them():
     old = plain(StylizeConfig())
-    del old["loss"]["tv_chroma"]
-    assert config_from_dict(old).loss.tv_chroma == 1.0
+    del old["style_blur"], old["loss"]["tv_chroma"]
+    actual = config_from_dict(old)
+    assert (actual.style_blur, actual.loss.tv_chroma) == (0.0, 1.0)

@@ -6,7 +6,7 @@ import pytest
 from nst_ort import contract
 from nst_ort.config import LossSpec
 from nst_ort.engine import Engine
-from nst_ort.targets import TargetComputer, directions, normalized_loss
+from nst_ort.targets import TargetComputer, directions, normalized_loss, style_for_run
 
 H, W = 40, 56
 
@@ -128,3 +128,28 @@ def test_sliced_directions_change_with_the_pass_and_repeat_for_it():
     for name, value in first.items():
         np.testing.assert_array_equal(value, again[name])
         assert not np.allclose(value, other[name])
+
+
+def test_style_for_run_is_the_last_pass_size_blurred_by_sigma():
+    """One bright pixel in a flat field: the blur's spread around it, in numpy, is σ² per axis;
+    the image comes at the longest side the last pass uses (style_scale x size)."""
+    style = np.random.default_rng(0).random((120, 90, 3), dtype=np.float32)
+    assert style_for_run(style, 40, 1.5, 0.0) is style  # no blur: as before, resized per pass
+    assert style_for_run(style, 40, 1.0, 1.0).shape == (40, 30, 3)
+    flat = np.full((120, 90, 3), 0.25, np.float32)
+    np.testing.assert_allclose(style_for_run(flat, 40, 1.5, 2.0), 0.25, atol=1e-6)
+    spot = np.zeros((60, 45, 3), np.float32)
+    spot[30, 22] = 1.0
+    blurred = style_for_run(spot, 40, 1.5, 2.0)[..., 0].astype(np.float64)
+    assert blurred.shape == (60, 45)  # 1.5 x 40 = 60 px: already the last pass's size
+    mass = blurred.sum()
+    assert mass == pytest.approx(1.0, rel=1e-3)
+    rows, cols = np.indices(blurred.shape)
+    for axis, centre in ((rows, 30), (cols, 22)):
+        actual = float(((axis - centre) ** 2 * blurred).sum() / mass)
+        assert actual == pytest.approx(4.0, rel=0.05)  # σ = 2 px
+    # Smaller than the last pass's side: its own size, σ in its pixels scaled to the same blur.
+    small = style_for_run(spot, 60, 1.5, 2.0)[..., 0].astype(np.float64)
+    assert small.shape == (60, 45)
+    actual = float(((rows - 30) ** 2 * small).sum() / small.sum())
+    assert actual == pytest.approx((2.0 * 60 / 90) ** 2, rel=0.05)

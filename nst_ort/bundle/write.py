@@ -160,6 +160,7 @@ def _manifest(
             },
             "size": config.size,
             "style_scale": config.style_scale,
+            "style_blur": config.style_blur,
             "init": config.init.value if isinstance(config.init, InitKind) else Path(config.init).name,
             "seed": config.seed,
         },

@@ -85,6 +85,13 @@ StyleBlendOption = Annotated[
     str | None, typer.Option(help="Weights of the style images, comma-separated; normalised.")
 ]
 StyleScaleOption = Annotated[float, typer.Option(help="Style image size relative to the output.")]
+StyleBlurOption = Annotated[
+    float,
+    typer.Option(
+        help="σ, in output px, of a Gaussian blur of the style images at the last pass's size: keeps "
+        "the painting's grain and JPEG noise out of the strokes (0: none)."
+    ),
+]
 ScalesOption = Annotated[
     str | None,
     typer.Option(

@@ -186,6 +186,7 @@ def test_overflowing_weights_exit_1_and_keep_the_image(tiny_model, make_image, t
         (("--backend", "nope"), "error: --backend nope: not one of auto, ort-graph, ort-training"),
         (("--tile", 8), "error: --tile 8: 0 (chosen from the memory) or at least 32 px"),
         (("--tile", -1), "error: --tile -1: 0 (chosen from the memory) or at least 32 px"),
+        (("--style-blur", -1), "error: --style-blur -1.0: must be a finite number, 0 or more"),
         (("--tv-chroma", -2), "error: --tv-chroma -2.0: must be a finite number, 0 or more"),
         (("--size", 200000, "--tile", 100000), "error: --tile 100000 at 200000x160000 px needs about"),
     ],
