@@ -11,6 +11,7 @@ from nst_ort import contract
 from nst_ort.bundle.training import FILES
 from nst_ort.bundle.write import INITIAL_IMAGE
 from nst_ort.imageio import fit_longest, load_image, resize, to_nchw
+from nst_ort.targets import style_for_run
 from tests.bundle.conftest import ITERATIONS, LR, pixels
 
 ALL_FILES = {**FILES, "initial_image": INITIAL_IMAGE}
@@ -52,9 +53,8 @@ def engine_targets(inputs, config, engine):
     content, style = inputs
     image = load_image(content)
     height, width = fit_longest(*image.shape[:2], config.size)
-    return engine.targets(
-        config.loss, resize(image, height, width), [load_image(style)], [1.0], 1.0, (height, width)
-    )
+    styles = [style_for_run(load_image(style), config.size, config.style_scale, config.style_blur)]
+    return engine.targets(config.loss, resize(image, height, width), styles, [1.0], 1.0, (height, width))
 
 
 def test_checkpoint_holds_the_targets_weights_and_initial_image(bundle, inputs, config, engine):

@@ -32,7 +32,7 @@ def test_cli_export_and_info(tmp_path, cli):
     data = json.loads(info.stdout)
     assert data["content_layers"] == ["relu2_2"] and data["weights"] == "random:0"
     text = cli("info", path).stdout
-    assert "pooling:" in text and "avg" in text and "format version:  1" in text
+    assert "pooling:" in text and "avg" in text and f"format version:  {contract.FORMAT_VERSION}" in text
     assert "gradient graph:  yes" in text and data["gradient_graph"] is True
 
 
