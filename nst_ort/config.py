@@ -103,7 +103,9 @@ class LossSpec:
     # neural-style's). The network barely sees pixel-scale colour, so the style terms leave a
     # fine pink, green and blue speckle in the strokes that the plain TV, at a weight that keeps
     # the strokes, leaves alone (docs/quality.md).
-    tv_chroma: float = 20.0
+    tv_chroma: float = (
+        1.0  # 20 made the gallery (docs/quality.md); 1 until tiles apply it (their host TV is plain)
+    )
     # Each term divided by the size of its target (targets.normalized_loss), so that every layer
     # counts as its weight says whatever the network's activations; TV per pixel.
     normalize: bool = True

@@ -3,6 +3,8 @@ gives the style the content's colour statistics."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from nst_ort import PreserveColors, StylizeConfig, stylize
@@ -87,12 +89,13 @@ def test_luminance_mode_keeps_the_contents_chroma(tiny_model, make_image):
 def test_histogram_mode_is_stylize_with_the_matched_style(tiny_model, make_image):
     content = load_image(make_image("content.png", 48, 64, seed=0))
     style = load_image(make_image("style.png", 64, 64, seed=3))
-    config = StylizeConfig(model=tiny_model, size=64, iterations=5)
+    # No style blur: blurring and the colour match commute only up to rounding and clipping.
+    config = StylizeConfig(model=tiny_model, size=64, iterations=5, style_blur=0.0)
     matched = stylize(content, [match_histogram(style, content)], config)
     actual = stylize(
         content,
         [style],
-        StylizeConfig(model=tiny_model, size=64, iterations=5, preserve_colors=PreserveColors.HISTOGRAM),
+        replace(config, preserve_colors=PreserveColors.HISTOGRAM),
     )
     plain = stylize(content, [style], config)
     np.testing.assert_array_equal(actual.image, matched.image)
