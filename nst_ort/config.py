@@ -102,10 +102,9 @@ class LossSpec:
     # than a difference in brightness (export/losses.tv_loss; 1: the plain TV, the paper's and
     # neural-style's). The network barely sees pixel-scale colour, so the style terms leave a
     # fine pink, green and blue speckle in the strokes that the plain TV, at a weight that keeps
-    # the strokes, leaves alone (docs/quality.md).
-    tv_chroma: float = (
-        1.0  # 20 made the gallery (docs/quality.md); 1 until tiles apply it (their host TV is plain)
-    )
+    # the strokes, leaves alone; 20 took the gallery's artifact scores to neural-style's
+    # (docs/quality.md). Tiled passes apply it too: each tile runs the same graph.
+    tv_chroma: float = 20.0
     # Each term divided by the size of its target (targets.normalized_loss), so that every layer
     # counts as its weight says whatever the network's activations; TV per pixel.
     normalize: bool = True

@@ -62,8 +62,13 @@ def test_two_tiles_blend_without_a_seam(tiny_model, make_image):
     cut[:, :middle], cut[:, middle:] = left[:, :middle], right[:, middle - start :]
     actual, hard = column_jumps(result.image), column_jumps(cut)
     elsewhere = np.r_[actual[: start - 1], actual[end:]]
-    assert hard[middle - 1] > 3 * np.median(elsewhere)  # the measure sees a cut
-    assert actual[start - 1 : end].max() <= elsewhere.max()  # and no seam in the blend
+    typical = np.median(elsewhere)
+    assert hard[middle - 1] > 3 * typical  # the measure sees a cut
+    # Tiles that ran apart (here by about 0.17 per pixel: 20 steps of a random network from the
+    # content) cross-fade over the 8 px between the margins, so the blend's steepest column
+    # carries about π/16 of their difference; a cut carries all of it. Hence a fourth, not
+    # "no larger than anywhere else": that measure passes or fails with how rough the rest is.
+    assert actual[start - 1 : end].max() - typical <= (hard[middle - 1] - typical) / 4
     # In the overlap the blend lies between the two tiles.
     overlap = result.image[:, start:end]
     low = np.minimum(left[:, start:end], right[:, : end - start]) - 1e-6
