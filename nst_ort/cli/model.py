@@ -37,7 +37,13 @@ def export_command(
             "or a .pth / .h5 file."
         ),
     ] = "vgg16-imagenet",
-    pooling: Annotated[Pooling, typer.Option(help="avg (the paper's choice) or max.")] = EXPORT.pooling,
+    pooling: Annotated[
+        Pooling,
+        typer.Option(
+            help="avg (the paper's choice) or max (VGG's own: long strokes in flat skies where avg can "
+            "leave a fine lattice, but more of a figurative painting's subject; docs/quality.md)."
+        ),
+    ] = EXPORT.pooling,
     content_layers: Annotated[
         str, typer.Option(help="Layers available for content losses, comma-separated, or 'all'.")
     ] = "all",
