@@ -115,20 +115,26 @@ def conv_grads_as_convs(model: onnx.ModelProto) -> int:
 
 
 def relu_grads_as_masks(model: onnx.ModelProto) -> int:
-    """Replace ReluGrad(dY, Y) by Mul(dY, Sign(Y)) where Y is a Relu's output, in place.
+    """Replace ReluGrad(dY, X) by Mul(dY, Sign(Y)) where Y = Relu(X) is in the graph, in place.
 
-    Only where Y comes from a Relu node: Sign of a pre-activation would be -1 for negatives.
-    Returns how many were replaced.
+    ReluGrad's second input is the Relu's output, or its input where the output is not kept
+    (before a MaxPool, which keeps its own input for its backward pass); both give the same
+    mask, but Sign of a pre-activation would be -1 for negatives, so the mask is always Sign of
+    the Relu's output. A ReluGrad of neither is left alone. Returns how many were replaced.
     """
-    relu_outputs = {node.output[0] for node in model.graph.node if node.op_type == "Relu"}
+    relu_output = {}  # a Relu's input and its output -> its output
+    for node in model.graph.node:
+        if node.op_type == "Relu":
+            relu_output[node.input[0]] = relu_output[node.output[0]] = node.output[0]
     nodes: list[onnx.NodeProto] = []
     replaced = 0
     for node in model.graph.node:
-        if node.op_type != "ReluGrad" or len(node.input) != 2 or node.input[1] not in relu_outputs:
+        if node.op_type != "ReluGrad" or len(node.input) != 2 or node.input[1] not in relu_output:
             nodes.append(node)
             continue
         mask = f"{node.output[0]}.relu_mask"
-        nodes.append(helper.make_node("Sign", [node.input[1]], [mask], name=f"{node.name}/mask"))
+        y = relu_output[node.input[1]]
+        nodes.append(helper.make_node("Sign", [y], [mask], name=f"{node.name}/mask"))
         nodes.append(
             helper.make_node("Mul", [node.input[0], mask], [node.output[0]], name=f"{node.name}/as_mul")
         )

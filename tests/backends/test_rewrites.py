@@ -27,9 +27,32 @@ def relative_error(actual: np.ndarray, desired: np.ndarray) -> float:
     return float(np.max(np.abs(actual - desired)) / np.max(np.abs(desired)))
 
 
+@pytest.fixture(scope="module")
+def exports(tiny_model, tmp_path_factory):
+    """pooling -> a random-weight export with the default layers: tiny_model for avg, and
+    the same weights with max pooling (whose training graph keeps ReluGrad on pre-activations)."""
+    made = {contract.Pooling.AVG: tiny_model}
+
+    def get(pooling: contract.Pooling) -> Path:
+        if pooling not in made:
+            from export.exporter import ExportSpec, export_model
+            from export.weights import random_weights
+
+            path = tmp_path_factory.mktemp("rewrites") / f"{pooling.value}.onnx"
+            export_model(path, ExportSpec(pooling=pooling), random_weights(contract.Arch.VGG16, seed=0))
+            made[pooling] = path
+        return made[pooling]
+
+    return get
+
+
+POOLINGS = [contract.Pooling.AVG, pytest.param(contract.Pooling.MAX, marks=needs_torch)]
+
+
 @needs_training
-def test_artifacts_hold_no_convgrad_or_relugrad(tiny_model, tmp_path):
-    model, info = load_model(tiny_model)
+@pytest.mark.parametrize("pooling", POOLINGS, ids=lambda p: p.value)
+def test_artifacts_hold_no_convgrad_or_relugrad(exports, pooling, tmp_path):
+    model, info = load_model(exports(pooling))
     entry = artifacts.ensure(model, info.sha256, LossSpec(), 64, 80, tmp_path)
 
     train = onnx.load(str(entry.training_model))
@@ -43,17 +66,18 @@ def test_artifacts_hold_no_convgrad_or_relugrad(tiny_model, tmp_path):
     assert ops.count("Sign") == 11
 
 
+@pytest.mark.parametrize("pooling", POOLINGS, ids=lambda p: p.value)
 @pytest.mark.parametrize(("height", "width"), [(64, 80), (72, 56)])
 @needs_training
 @needs_torch
-def test_gradient_matches_torch_autograd(tiny_model, tmp_path, height, width):
+def test_gradient_matches_torch_autograd(exports, pooling, tmp_path, height, width):
     import torch
 
     from export.exporter import ExportSpec, build_loss_module
     from export.weights import random_weights
 
     spec = LossSpec(tv_weight=0.5)
-    model, info = load_model(tiny_model)
+    model, info = load_model(exports(pooling))
     rng = np.random.default_rng(1)
     content, style = rng.random((2, height, width, 3), dtype=np.float32)
     computer = TargetComputer(model, spec, "cpu")
@@ -69,8 +93,12 @@ def test_gradient_matches_torch_autograd(tiny_model, tmp_path, height, width):
     terms, actual = backend.value_and_grad(image)
 
     module = build_loss_module(
-        ExportSpec(content_layers=tuple(spec.content_layers), style_layers=tuple(spec.style_layers)),
-        random_weights(contract.Arch.VGG16, seed=0),  # the weights tiny_model was exported with
+        ExportSpec(
+            pooling=pooling,
+            content_layers=tuple(spec.content_layers),
+            style_layers=tuple(spec.style_layers),
+        ),
+        random_weights(contract.Arch.VGG16, seed=0),  # the weights the exports were made with
     )
     # The module has the sliced style term too: zero directions and targets make it zero.
     sliced = replace(spec, style_loss=contract.StyleLoss.SLICED)
@@ -166,26 +194,31 @@ def test_rewrite_handles_uneven_pads_and_leaves_strided_convs(tmp_path):
     assert relative_error(actual, desired) <= TOLERANCE
 
 
-def test_relu_grad_of_a_non_relu_output_is_left_alone():
-    """Sign(x) of a pre-activation would be -1 for negatives: only Relu outputs qualify."""
+def test_relu_grad_masks_come_from_relu_outputs():
+    """ReluGrad on a Relu's output or on its input (before a MaxPool the training graph keeps
+    the input) both become Sign of the output; Sign(x) of a pre-activation would be -1 for
+    negatives. A ReluGrad of any other tensor is left alone."""
     graph = helper.make_graph(
         [
             helper.make_node("Relu", ["x"], ["y"]),
             helper.make_node("ReluGrad", ["dy", "y"], ["dx"], domain="com.microsoft"),
             helper.make_node("ReluGrad", ["dy", "x"], ["dx2"], domain="com.microsoft"),
+            helper.make_node("ReluGrad", ["dy", "z"], ["dx3"], domain="com.microsoft"),
         ],
         "g",
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [4]) for n in ("x", "dy")],
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [4]) for n in ("dx", "dx2")],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [4]) for n in ("x", "dy", "z")],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [4]) for n in ("dx", "dx2", "dx3")],
     )
     model = helper.make_model(graph)
 
     replaced = relu_grads_as_masks(model)
 
-    assert replaced == 1
+    assert replaced == 2
     assert [(n.op_type, list(n.input)) for n in model.graph.node] == [
         ("Relu", ["x"]),
         ("Sign", ["y"]),
         ("Mul", ["dy", "dx.relu_mask"]),
-        ("ReluGrad", ["dy", "x"]),
+        ("Sign", ["y"]),
+        ("Mul", ["dy", "dx2.relu_mask"]),
+        ("ReluGrad", ["dy", "z"]),
     ]
