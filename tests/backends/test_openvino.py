@@ -245,6 +245,7 @@ def test_both_optimisers_lower_the_loss(tiny, optimizer):
 
 
 @needs_openvino
+@needs_bf16  # the engine refuses openvino-bf16 on a CPU without it
 def test_the_precise_twin_is_the_float32_objective(tiny):
     """What L-BFGS finishes on (nst_ort.loop.PRECISE_BELOW): ort-graph's float32 numbers exactly."""
     _, model, _ = tiny
