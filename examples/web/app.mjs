@@ -10,6 +10,7 @@ import {
   checkManifest,
   computeTargets,
   fromRGBA,
+  gaussianBlur,
   median,
   readInputs,
   runAdam,
@@ -240,6 +241,15 @@ async function getSession() {
 
 // --- your own images ---------------------------------------------------------------------------
 
+// The style blur the bundle's run gave its painting (bundle.json `source.style_blur`, σ in px at
+// the side the style was resized to: nst_ort/targets.py, style_for_run), at the size a picked
+// painting is decoded to here (the bundle's image). 0 for bundles written without it.
+function styleBlur(width, height) {
+  const longest = Math.max(width, height);
+  const { style_blur: blur = 0, size = longest, style_scale: scale = 1 } = bundle.manifest.source ?? {};
+  return (blur * longest) / Math.max(16, Math.round(size * scale));
+}
+
 async function useOwnImages() {
   const [, , height, width] = bundle.manifest.image.shape;
   const photo = $('content-file').files[0];
@@ -250,6 +260,9 @@ async function useOwnImages() {
     content: photo ? await decodeImage(photo, width, height, { name: photo.name }) : null,
     style: painting ? await decodeImage(painting, width, height, { name: painting.name }) : null,
   };
+  if (images.style) {
+    images.style = gaussianBlur(images.style, bundle.manifest.image.shape, styleBlur(width, height));
+  }
   const current = await getSession();
   const start = performance.now();
   const inputs = await computeTargets(ort, current, bundle.manifest, bundle.inputs, images);

@@ -161,6 +161,49 @@ function tensors(ort, inputs) {
 }
 
 /**
+ * `image` (float32 NCHW of `shape`) blurred by a Gaussian of σ = `sigma` px in height and width,
+ * each channel on its own, as scipy.ndimage.gaussian_filter does it for the engine (mode
+ * 'reflect', the kernel truncated at 4σ; nst_ort/targets.py, style_for_run): the style blur of a
+ * painting whose targets are computed here. σ <= 0: the image itself.
+ */
+export function gaussianBlur(image, shape, sigma) {
+  if (!(sigma > 0)) return image;
+  const [, channels, height, width] = shape;
+  const radius = Math.floor(4 * sigma + 0.5);
+  const kernel = Array.from({ length: 2 * radius + 1 }, (_, i) => Math.exp(-0.5 * ((i - radius) / sigma) ** 2));
+  const total = kernel.reduce((a, b) => a + b, 0);
+  const weights = kernel.map((k) => k / total);
+  // scipy's 'reflect': the edge pixel repeats (d c b a | a b c d | d c b a).
+  const reflect = (i, n) => {
+    const j = ((i % (2 * n)) + 2 * n) % (2 * n);
+    return j < n ? j : 2 * n - 1 - j;
+  };
+  // One axis at a time, rows then columns, each pass rounded to float32 as scipy's is.
+  const blurAxis = (source, stride, count, lines) => {
+    const result = new Float32Array(source.length);
+    for (const start of lines) {
+      for (let i = 0; i < count; i++) {
+        let sum = 0;
+        for (let k = -radius; k <= radius; k++) {
+          sum += weights[k + radius] * source[start + reflect(i + k, count) * stride];
+        }
+        result[start + i * stride] = sum;
+      }
+    }
+    return result;
+  };
+  const plane = height * width;
+  const columnStarts = [];
+  const rowStarts = [];
+  for (let c = 0; c < channels; c++) {
+    for (let x = 0; x < width; x++) columnStarts.push(c * plane + x);
+    for (let y = 0; y < height; y++) rowStarts.push(c * plane + y * width);
+  }
+  const down = blurAxis(image, width, height, columnStarts);
+  return blurAxis(down, 1, width, rowStarts);
+}
+
+/**
  * Content features and style Grams of the user's own images, from the bundle's model: besides
  * the loss and gradient, it outputs the features and Grams of its input image for each layer in
  * use (bundle.json `model.targets`), so one run per image gives the targets. Returns a copy of

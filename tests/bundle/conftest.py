@@ -119,6 +119,9 @@ class GraphBundles:
     own: Path  # from own_content and own_style, at tiny's size, starting from own_content
     own_content: Path
     own_style: Path
+    # The same with the style blur (graph_config's): the page blurs a painting picked for it as
+    # its run blurred its own (bundle.json `source.style_blur`).
+    own_blurred: Path
 
 
 def _write_own_images(folder: Path) -> tuple[Path, Path]:
@@ -136,23 +139,24 @@ def _write_own_images(folder: Path) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def page_config(graph_config) -> StylizeConfig:
-    """graph_config without the style blur: the page's bundles are written with it."""
-    # Without the style blur. The page computes a painting's targets as it decodes it, without it
-    # (README, the page), so the bundle of the user's own images is written without it; and with
-    # the blurred targets of `inputs`, a few pixels of this random network's gradient nearly cancel,
-    # where Adam's normalised step turns WebAssembly's other summation order into up to 0.01
-    # after 8 steps. The blur's targets are checked against the engine in test_graph.py.
+    """graph_config without the style blur: the page's tiny bundle is written with it."""
+    # With the blurred targets of `inputs`, a few pixels of this random network's gradient nearly
+    # cancel, where Adam's normalised step turns WebAssembly's other summation order into up to
+    # 0.01 after 8 steps (test_page.py's loss-curve test runs 8). The blur's targets are checked
+    # against the engine in test_graph.py, and the page's blur of a picked painting against the
+    # engine's on `own_blurred`.
     return replace(graph_config, style_blur=0.0)
 
 
 @pytest.fixture(scope="session")
-def graph_bundles(tmp_path_factory, inputs, page_config, graph_engine) -> GraphBundles:
+def graph_bundles(tmp_path_factory, inputs, graph_config, page_config, graph_engine) -> GraphBundles:
     root = tmp_path_factory.mktemp("graph-bundles")
     content, style = inputs
     make_bundle(content, [style], root / "tiny", page_config, graph_engine)
     own_content, own_style = _write_own_images(tmp_path_factory.mktemp("own-images"))
     make_bundle(own_content, [own_style], root / "own", page_config, graph_engine)
-    return GraphBundles(root, root / "tiny", root / "own", own_content, own_style)
+    make_bundle(own_content, [own_style], root / "own-blurred", graph_config, graph_engine)
+    return GraphBundles(root, root / "tiny", root / "own", own_content, own_style, root / "own-blurred")
 
 
 @pytest.fixture(scope="session")

@@ -90,3 +90,28 @@ def test_node_driver_writes_no_file_for_bad_input(graph_bundle, tmp_path):
     assert done.stderr.startswith(f"error: {bundle / 'bundle.json'}: bundle version 1 (onnxruntime-training ")
     assert len(done.stderr.splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged", "other", "training"]
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.3])
+def test_style_blur_in_javascript_is_the_engines(sigma):
+    """nst-bundle.mjs's gaussianBlur, which the page applies to a picked painting, against
+    scipy's gaussian_filter as targets.style_for_run calls it, on an odd-sized image."""
+    from scipy import ndimage
+
+    image = np.random.default_rng(3).random((13, 10, 3), dtype=np.float32)
+    desired = ndimage.gaussian_filter(image, sigma=(sigma, sigma, 0), mode="reflect")
+    module = (ROOT / "examples" / "web" / "nst-bundle.mjs").as_uri()
+    script = (
+        "import { readFileSync } from 'node:fs';"
+        f"const {{ gaussianBlur }} = await import({json.dumps(module)});"
+        "const input = JSON.parse(readFileSync(0, 'utf8'));"
+        "const out = gaussianBlur(Float32Array.from(input.data), input.shape, input.sigma);"
+        "process.stdout.write(JSON.stringify(Array.from(out)));"
+    )
+    nchw = image.transpose(2, 0, 1)[None]
+    feed = json.dumps({"data": nchw.ravel().tolist(), "shape": list(nchw.shape), "sigma": sigma})
+    command = [NODE, "--input-type=module", "-e", script]
+    done = subprocess.run(command, input=feed, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    actual = np.asarray(json.loads(done.stdout), np.float32).reshape(nchw.shape)[0].transpose(1, 2, 0)
+    np.testing.assert_allclose(actual, desired, rtol=0, atol=1e-6)

@@ -147,6 +147,27 @@ def test_page_computes_the_targets_of_your_own_photo_and_painting(page, graph_bu
     page.screenshot(path=str(tmp_path / "own.png"), full_page=True)
 
 
+def test_page_blurs_your_painting_as_the_bundle_was_blurred(page, graph_bundles):
+    """A bundle written with the style blur: the painting picked in the page is blurred by the
+    same σ before its targets are computed, so the page gives the Python driver's image on the
+    bundle written from those images (without the blur the targets differ, and so does the
+    image, by about 0.08)."""
+    assert json.loads((graph_bundles.own_blurred / "bundle.json").read_text())["source"]["style_blur"] > 0
+    assert headless.load_bundle(page, "bundle/own-blurred/")["phase"] == "ready"
+    page.set_input_files("#content-file", str(graph_bundles.own_content))
+    page.set_input_files("#style-file", str(graph_bundles.own_style))
+    page.click("#use-own")
+    page.wait_for_function(
+        "(s => s.phase === 'error' || (s.phase === 'ready' && s.targets === 'yours'))(window.nstPage.state())"
+    )
+    assert headless.state(page)["targets"] == "yours", headless.state(page)["message"]
+    final, image = headless.run(page, PARITY_STEPS)
+    assert final["phase"] == "done", final["message"]
+    reference = _python_run(graph_bundles.own_blurred, PARITY_STEPS)
+    actual = np.asarray(image, np.float32).reshape(reference.nchw.shape)
+    assert np.abs(actual - reference.nchw).max() <= TOLERANCE
+
+
 def test_page_loads_a_bundle_from_picked_files(page, graph_bundles):
     files = [graph_bundles.tiny / name for name in ("bundle.json", "model.onnx", "inputs.bin", "initial.png")]
     page.set_input_files("#bundle-files", [str(path) for path in files])
