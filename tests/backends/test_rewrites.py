@@ -1,4 +1,5 @@
-"""Rewrites of the training graph (ConvGrad -> Conv, ReluGrad -> Sign, Mul): same gradients as torch."""
+"""Rewrites of the training graph (ConvGrad -> Conv, ReluGrad -> Sign, Mul): same gradients as torch
+(as the gradient graph, for max pooling)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from nst_ort import contract
 from nst_ort.backends import artifacts
+from nst_ort.backends.graph import GraphGradient
 from nst_ort.backends.rewrites import conv_grads_as_convs, relu_grads_as_masks
 from nst_ort.backends.training import TrainingBackend
 from nst_ort.config import LossSpec
@@ -113,6 +115,15 @@ def test_gradient_matches_torch_autograd(exports, pooling, tmp_path, height, wid
     desired = x.grad.numpy()
 
     assert terms[contract.LOSS] == pytest.approx(loss.item(), rel=TOLERANCE)
+    if pooling is contract.Pooling.MAX:
+        # A max-pooling window whose two largest values lie within rounding of each other routes
+        # its gradient by the forward pass that computed them: ONNX Runtime's and torch's differ in
+        # the last bits, and on some CPUs a window 2e-6 apart goes the other way (64x80 here: 4%
+        # of the pixels off by up to 1%). So for max pooling the reference is the export's
+        # gradient graph run by ONNX Runtime on the same forward arithmetic; test_graph.py checks
+        # that graph against torch autograd at torch's own activations.
+        graph = GraphGradient(model, "cpu", 0).prepare(spec, {**targets, **weights}, height, width)
+        _, desired = graph.objective.value_and_grad(image)
     assert relative_error(actual, desired) <= TOLERANCE
 
 
