@@ -122,10 +122,10 @@ def test_page_runs_a_bundle_as_the_python_driver_does(page, graph_bundles, tmp_p
     assert np.abs(np.round(actual[0].transpose(1, 2, 0) * 255) - initial).mean() > 5
 
 
-def test_page_computes_the_targets_of_your_own_photo_and_painting(page, graph_bundles, tmp_path):
-    """Photo and painting picked in the page, targets computed by the bundle's own model there,
-    the run started from the photo: the Python driver on a bundle written from those images."""
-    assert headless.load_bundle(page, "bundle/tiny/")["phase"] == "ready"
+def _run_on_own_images(page, graph_bundles, bundle: str) -> list[float]:
+    """Load `bundle` (its address under the served folder), pick the own photo and painting,
+    let the page compute their targets and run PARITY_STEPS steps from the photo: the image."""
+    assert headless.load_bundle(page, bundle)["phase"] == "ready"
     page.set_input_files("#content-file", str(graph_bundles.own_content))
     page.set_input_files("#style-file", str(graph_bundles.own_style))
     page.click("#use-own")
@@ -134,15 +134,20 @@ def test_page_computes_the_targets_of_your_own_photo_and_painting(page, graph_bu
     )
     ready = headless.state(page)
     assert ready["targets"] == "yours", ready["message"]
-    steps = PARITY_STEPS
-    final, image = headless.run(page, steps)
+    final, image = headless.run(page, PARITY_STEPS)
     assert final["phase"] == "done", final["message"]
+    return image
 
-    reference = _python_run(graph_bundles.own, steps)
+
+def test_page_computes_the_targets_of_your_own_photo_and_painting(page, graph_bundles, tmp_path):
+    """Photo and painting picked in the page, targets computed by the bundle's own model there,
+    the run started from the photo: the Python driver on a bundle written from those images."""
+    image = _run_on_own_images(page, graph_bundles, "bundle/tiny/")
+    reference = _python_run(graph_bundles.own, PARITY_STEPS)
     actual = np.asarray(image, np.float32).reshape(reference.nchw.shape)
     assert np.abs(actual - reference.nchw).max() <= TOLERANCE
     # And not the bundle's own targets: those give another image.
-    other = _python_run(graph_bundles.tiny, steps)
+    other = _python_run(graph_bundles.tiny, PARITY_STEPS)
     assert np.abs(actual - other.nchw).max() > 100 * TOLERANCE
     page.screenshot(path=str(tmp_path / "own.png"), full_page=True)
 
@@ -153,16 +158,7 @@ def test_page_blurs_your_painting_as_the_bundle_was_blurred(page, graph_bundles)
     bundle written from those images (without the blur the targets differ, and so does the
     image, by about 0.08)."""
     assert json.loads((graph_bundles.own_blurred / "bundle.json").read_text())["source"]["style_blur"] > 0
-    assert headless.load_bundle(page, "bundle/own-blurred/")["phase"] == "ready"
-    page.set_input_files("#content-file", str(graph_bundles.own_content))
-    page.set_input_files("#style-file", str(graph_bundles.own_style))
-    page.click("#use-own")
-    page.wait_for_function(
-        "(s => s.phase === 'error' || (s.phase === 'ready' && s.targets === 'yours'))(window.nstPage.state())"
-    )
-    assert headless.state(page)["targets"] == "yours", headless.state(page)["message"]
-    final, image = headless.run(page, PARITY_STEPS)
-    assert final["phase"] == "done", final["message"]
+    image = _run_on_own_images(page, graph_bundles, "bundle/own-blurred/")
     reference = _python_run(graph_bundles.own_blurred, PARITY_STEPS)
     actual = np.asarray(image, np.float32).reshape(reference.nchw.shape)
     assert np.abs(actual - reference.nchw).max() <= TOLERANCE
