@@ -79,6 +79,13 @@ class CompiledModel:
         return Evaluations(self, frozen)
 
 
+def _shareable(array: np.ndarray) -> np.ndarray:
+    """`array` as float32, C-contiguous and writeable: what an OpenVINO Tensor can share (it
+    refuses a read-only array, such as one that Ray hands a task without copying it)."""
+    array = np.ascontiguousarray(array, np.float32)
+    return array if array.flags.writeable else array.copy()
+
+
 class Evaluations:
     """`value_and_grad` for one pass: a compiled model and the pass's targets and weights."""
 
@@ -90,11 +97,7 @@ class Evaluations:
         self._compiled = compiled
         # Shared with the request, not copied (kept referenced here); the scalar weights as [1]
         # (openvino.without_scalars): np.ascontiguousarray makes 0-D arrays 1-D.
-        self._values = {
-            name: np.ascontiguousarray(frozen[name], np.float32)
-            for name in compiled.inputs
-            if name != contract.IMAGE
-        }
+        self._values = {name: _shareable(frozen[name]) for name in compiled.inputs if name != contract.IMAGE}
 
     def value_and_grad(self, image: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
         """Loss terms and dL/dimage at `image` (NCHW, float32). The gradient is a fresh array."""
@@ -103,7 +106,7 @@ class Evaluations:
             for name, value in self._values.items():
                 request.set_tensor(name, compiled.Tensor(value, shared_memory=True))
             compiled.bound = self
-        image = np.ascontiguousarray(image, np.float32).reshape(self.shape)
+        image = _shareable(image).reshape(self.shape)
         request.set_tensor(contract.IMAGE, compiled.Tensor(image, shared_memory=True))
         request.infer()
         *terms, grad = (request.get_tensor(output).data for output in compiled.outputs)

@@ -122,6 +122,24 @@ def test_two_passes_on_one_compiled_model_keep_their_own_targets(tiny):
 
 
 @needs_openvino
+def test_read_only_targets_and_image_are_evaluated_as_writeable_ones(tiny):
+    """A tile on a Ray worker gets its targets and image as read-only arrays (Ray hands them over
+    without copying), which an OpenVINO Tensor cannot share: they are copied, not refused."""
+    _, model, _ = tiny
+    spec = LossSpec(style_weight=1e5)
+    frozen, image = frozen_values(model, spec, 48, 64, seed=3)
+    compiled = openvino_runtime.CompiledModel(model, spec, 48, 64, threads=0, precision="f32")
+    desired_terms, desired = compiled.objective(frozen).value_and_grad(image)
+    locked = {name: np.array(value) for name, value in {**frozen, "image": image}.items()}
+    for value in locked.values():
+        value.flags.writeable = False
+    image = locked.pop("image")
+    actual_terms, actual = compiled.objective(locked).value_and_grad(image)
+    assert actual_terms == desired_terms
+    np.testing.assert_array_equal(actual, desired)
+
+
+@needs_openvino
 @needs_bf16
 def test_one_compiled_model_per_size_and_the_float32_twin(tiny):
     """The openvino-bf16 backend's cache, and its twin: what L-BFGS finishes on is ort-graph's
