@@ -232,7 +232,9 @@ def test_one_compiled_session_per_size(tiny):
 def test_both_optimisers_lower_the_loss(tiny, optimizer):
     _, model, _ = tiny
     engine = Engine(tiny[0], "cpu", backend="openvino-bf16")
-    spec = LossSpec(style_weight=1e5)
+    # The plain TV, as in test_openvino_runtime.py's twin of this test: from noise, 15 Adam steps
+    # against the default colour TV on this random network swing by 4x before they settle.
+    spec = LossSpec(style_weight=1e5, tv_chroma=1.0)
     rng = np.random.default_rng(0)
     content, style = rng.random((2, 48, 64, 3), dtype=np.float32)
     targets = engine.targets(spec, content, [style], [1.0], 1.0, (48, 64))
