@@ -114,8 +114,9 @@ def max_pool2_grad(grad: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
     first maximum in row-major order, as autograd's does (an equality mask alone would hand the
     whole gradient to every tied position, and flat image regions tie), and the four are
     interleaved back. Elementwise operators only: MaxPool's indices and a ScatterElements did
-    the same, but ONNX Runtime's scatter is slow (about 35 ns a value); at 512x384 this takes
-    an evaluation from 1.13x an average-pooled export's time to 1.10x (ort-graph, 2 cores).
+    the same, but ONNX Runtime's scatter is slow (about 35 ns a value); at 512x384 this took
+    an evaluation from 1.13x an average-pooled export's time to 1.10x (ort-graph, 2 cores
+    shared with other work; docs/quality.md).
     The row and column an odd-sized input drops get zero.
     """
     n, c, h2, w2 = grad.shape

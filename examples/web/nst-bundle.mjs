@@ -170,7 +170,9 @@ export function gaussianBlur(image, shape, sigma) {
   if (!(sigma > 0)) return image;
   const [, channels, height, width] = shape;
   const radius = Math.floor(4 * sigma + 0.5);
-  const kernel = Array.from({ length: 2 * radius + 1 }, (_, i) => Math.exp(-0.5 * ((i - radius) / sigma) ** 2));
+  const kernel = Array.from({ length: 2 * radius + 1 }, (_, i) =>
+    Math.exp(-0.5 * ((i - radius) / sigma) ** 2),
+  );
   const total = kernel.reduce((a, b) => a + b, 0);
   const weights = kernel.map((k) => k / total);
   // scipy's 'reflect': the edge pixel repeats (d c b a | a b c d | d c b a).
@@ -178,7 +180,8 @@ export function gaussianBlur(image, shape, sigma) {
     const j = ((i % (2 * n)) + 2 * n) % (2 * n);
     return j < n ? j : 2 * n - 1 - j;
   };
-  // One axis at a time, rows then columns, each pass rounded to float32 as scipy's is.
+  // Along the height, then along the width (scipy's axis order), each pass rounded to float32
+  // as scipy's is.
   const blurAxis = (source, stride, count, lines) => {
     const result = new Float32Array(source.length);
     for (const start of lines) {
