@@ -95,8 +95,9 @@ class Evaluations:
             raise ValueError(f"no values for graph inputs {sorted(missing)}")
         self.shape = compiled.shape
         self._compiled = compiled
-        # Shared with the request, not copied (kept referenced here); the scalar weights as [1]
-        # (openvino.without_scalars): np.ascontiguousarray makes 0-D arrays 1-D.
+        # Shared with the request, copied only where read-only (_shareable; kept referenced
+        # here); the scalar weights as [1] (openvino.without_scalars): np.ascontiguousarray
+        # makes 0-D arrays 1-D.
         self._values = {name: _shareable(frozen[name]) for name in compiled.inputs if name != contract.IMAGE}
 
     def value_and_grad(self, image: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
