@@ -30,9 +30,11 @@ IR_VERSION = 8  # what opset 17 needs; well inside what every ORT build reads
 TOLERANCE = 1e-4  # relative error allowed between ONNX Runtime and torch at validation
 # The sliced terms' gradients hold P − T(P), T read from ranks in a histogram: the
 # rank's slope (bins / range) amplifies the projections' float32 rounding, up to 3.1e-4 measured
-# at the validation sizes, where a deep layer has 20 positions. The gradients from deeper layers
-# carry those terms too; the Gram and content terms' own gradients keep TOLERANCE.
-SLICED_GRAD_TOLERANCE = 5e-4
+# at the validation sizes, where a deep layer has 20 positions, and 5.8e-4 on VGG-19's relu5_3
+# with random weights (a 2-core AMD EPYC; spread over a tenth of the values, not one flipped bin).
+# The gradients from deeper layers carry those terms too; the Gram and content terms' own
+# gradients keep TOLERANCE.
+SLICED_GRAD_TOLERANCE = 1e-3
 VALIDATION_SIZES = ((64, 80), (96, 72))  # two sizes, odd pooling cases included (72/8=9)
 
 
