@@ -62,6 +62,7 @@ class TorchEvaluator:
         module = build_loss_module(
             ExportSpec(
                 arch=case.arch,
+                pooling=case.pooling,
                 content_layers=tuple(SPEC.content_layers),
                 style_layers=tuple(SPEC.style_layers),
             ),

@@ -15,7 +15,7 @@ import pytest
 
 from benchmarks.backends import BACKENDS, REFERENCE
 from benchmarks.workload import Case, write_inputs
-from nst_ort.contract import Arch
+from nst_ort.contract import Arch, Pooling
 
 
 @dataclass(frozen=True)
@@ -147,28 +147,33 @@ class Cases:
     def __init__(self, root: Path, threads: int):
         self.root = root
         self.threads = threads
-        self._models: dict[Arch, Path] = {}
-        self._cases: dict[tuple[Arch, int], Case] = {}
+        self._models: dict[tuple[Arch, Pooling], Path] = {}
+        self._cases: dict[tuple[Arch, int, Pooling], Case] = {}
 
-    def model(self, arch: Arch) -> Path:
-        if arch not in self._models:
+    def model(self, arch: Arch, pooling: Pooling = Pooling.AVG) -> Path:
+        key = (Arch(arch), Pooling(pooling))
+        if key not in self._models:
             from benchmarks.workload import WEIGHTS_SEED
             from export.exporter import ExportSpec, export_model
             from export.weights import random_weights
 
-            path = self.root / "models" / f"{arch.value}-random.onnx"
-            export_model(path, ExportSpec(arch=arch), random_weights(arch, seed=WEIGHTS_SEED))
-            self._models[arch] = path
-        return self._models[arch]
+            suffix = "" if key[1] is Pooling.AVG else f"-{key[1].value}"
+            path = self.root / "models" / f"{key[0].value}{suffix}-random.onnx"
+            weights = random_weights(key[0], seed=WEIGHTS_SEED)
+            export_model(path, ExportSpec(arch=key[0], pooling=key[1]), weights)
+            self._models[key] = path
+        return self._models[key]
 
-    def get(self, arch: Arch, size: int) -> Case:
-        key = (Arch(arch), size)
+    def get(self, arch: Arch, size: int, pooling: Pooling = Pooling.AVG) -> Case:
+        key = (Arch(arch), size, Pooling(pooling))
         if key not in self._cases:
-            model = self.model(key[0])
-            inputs = self.root / "inputs" / f"{key[0].value}-{size}.npz"
+            model = self.model(key[0], key[2])
+            suffix = "" if key[2] is Pooling.AVG else f"-{key[2].value}"
+            inputs = self.root / "inputs" / f"{key[0].value}-{size}{suffix}.npz"
             inputs.parent.mkdir(parents=True, exist_ok=True)
             write_inputs(model, size, inputs)
-            self._cases[key] = Case(key[0], size, self.threads, model, self.root / "artifacts", inputs)
+            cache = self.root / "artifacts"
+            self._cases[key] = Case(key[0], size, self.threads, model, cache, inputs, key[2])
         return self._cases[key]
 
 

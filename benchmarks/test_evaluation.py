@@ -117,3 +117,35 @@ def test_side_by_side(benchmark, device, case, settings):
         gflops={name: 2 * macs["total"] / m / 1e9 for name, m in medians.items()},
     )
     assert all(m > 0 for m in medians.values())
+
+
+def test_max_pooling_side_by_side(benchmark, device, cases, arch, size, settings):
+    """What an export with `--pooling max` costs each backend against the average-pooled one.
+
+    Max pooling's backward pass is in the export's gradient graph (export/gradient.py), so every
+    backend that runs that graph pays for it in its own way; both exports' evaluations, every
+    backend's, take turns in one run, so the ratios share one load.
+    """
+    available = [b.name for b in BACKENDS.values() if b.device == device and b.unavailable() is None]
+    if not available:
+        pytest.skip(f"no backend available on {device}")
+    pooled = {pooling: cases.get(arch, size, pooling) for pooling in contract.Pooling}
+    describe(benchmark, "max-pooling", device, pooled[contract.Pooling.MAX], settings)
+    evaluators = {
+        (name, pooling): BACKENDS[name].make(case) for name in available for pooling, case in pooled.items()
+    }
+    image, _ = pooled[contract.Pooling.AVG].load_inputs()
+    for evaluator in evaluators.values():
+        evaluator.value_and_grad(image)  # first-run allocations are not what we compare
+
+    times = benchmark.pedantic(_interleaved, args=(evaluators, image, max(settings.rounds, 1)), rounds=1)
+
+    medians = {key: float(np.median(t)) for key, t in times.items()}
+    avg, max_ = contract.Pooling.AVG, contract.Pooling.MAX
+    benchmark.extra_info.update(
+        device=device,
+        backends=available,
+        median_ms={f"{name}-{pooling.value}": 1e3 * m for (name, pooling), m in medians.items()},
+        max_over_avg={name: medians[name, max_] / medians[name, avg] for name in available},
+    )
+    assert all(m > 0 for m in medians.values())

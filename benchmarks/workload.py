@@ -15,7 +15,7 @@ import numpy as np
 
 from nst_ort import contract
 from nst_ort.config import LossSpec
-from nst_ort.contract import Arch
+from nst_ort.contract import Arch, Pooling
 
 # The paper's loss, as the tables below and earlier runs measured it: content relu4_2, style
 # relu1_1 … relu5_1 (w = 0.2), α = 1, β = 1e4, γ = 0, sums not normalised. Spelled out, not
@@ -33,14 +33,17 @@ class Case:
     model: Path  # the exported ONNX file
     cache: Path  # onnxruntime-training artifact cache root
     inputs: Path  # .npz: start image (NCHW) and every target and weight, by graph name
+    pooling: Pooling = Pooling.AVG  # the export's (`nst-ort export --pooling`)
 
     @property
     def id(self) -> str:
-        return f"{Arch(self.arch).value}-{self.size}px"
+        suffix = "" if Pooling(self.pooling) is Pooling.AVG else f"-{Pooling(self.pooling).value}"
+        return f"{Arch(self.arch).value}-{self.size}px{suffix}"
 
     def to_json(self) -> str:
         data = asdict(self)
         data.update(arch=Arch(self.arch).value, model=str(self.model), cache=str(self.cache))
+        data["pooling"] = Pooling(self.pooling).value
         data["inputs"] = str(self.inputs)
         return json.dumps(data)
 
@@ -54,6 +57,7 @@ class Case:
             Path(data["model"]),
             Path(data["cache"]),
             Path(data["inputs"]),
+            Pooling(data.get("pooling", Pooling.AVG.value)),
         )
 
     def load_inputs(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
