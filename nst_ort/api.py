@@ -65,5 +65,5 @@ def stylize_run(
     mode = run.config.preserve_colors
     net_content, net_styles = colors.prepare(mode, run.content, run.styles)
     result = run_passes(run, net_content, net_styles, report, callback, on_pass, resume, tiling)
-    image = colors.finish(mode, result.image, run.content)
+    image = colors.finish(mode, result.image, run.content, run.styles, run.blend)
     return StylizeResult(image, result.status, result.message, report)

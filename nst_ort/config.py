@@ -30,11 +30,15 @@ class Device(str, Enum):
 
 
 class PreserveColors(str, Enum):
-    """Gatys et al. 2016, "Preserving Color in Neural Artistic Style Transfer"."""
+    """Whose colours the picture keeps: Gatys et al. 2016, "Preserving Color in Neural Artistic
+    Style Transfer" (luminance, histogram: the photo's), or the painting's."""
 
     NONE = "none"
     LUMINANCE = "luminance"  # transfer on luminance only, keep the content's chroma
     HISTOGRAM = "histogram"  # match the style's RGB mean and covariance to the content's first
+    # The other way round: the finished picture's colours moved onto the painting's colour
+    # distribution (colors.fit_color_map), for where the photo's colours show through.
+    PAINTING = "painting"
 
 
 class InitKind(str, Enum):

@@ -143,7 +143,9 @@ PreserveColorsOption = Annotated[
     PreserveColors,
     typer.Option(
         help="Keep the content's colours: luminance (transfer on luminance only) or "
-        "histogram (match the style's colours to the content's first)."
+        "histogram (match the style's colours to the content's first); or take the "
+        "painting's: painting (the finished picture recoloured to the painting's colour "
+        "distribution; not for video)."
     ),
 ]
 DeviceOption = Annotated[Device, typer.Option(help="auto uses CUDA when available.")]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from nst_ort.config import StylizeConfig
+from nst_ort.config import PreserveColors, StylizeConfig
 from nst_ort.errors import NstError
 
 # Longest side of the output: 256 px keeps a clip of a few seconds within an hour on a CPU.
@@ -93,6 +93,10 @@ def validate(config: VideoConfig, count: int | None = None) -> None:
         raise NstError(f"`frames` {text}: the clip has {count} frames (0 to {count - 1})")
     if config.chunk < 0:
         raise NstError(f"`chunk` {config.chunk}: 0 (split among the cluster) or more frames")
+    if PreserveColors(config.stylize.preserve_colors) is PreserveColors.PAINTING:
+        # A later frame starts from the one before, finished: recoloured again on each frame,
+        # the colours would drift from frame to frame.
+        raise NstError("`preserve_colors` painting: not for video; it is for still pictures")
     if config.overlap < 0:
         raise NstError(f"`overlap` {config.overlap}: 0 or more frames")
     if config.chunk and config.overlap >= config.chunk:

@@ -265,7 +265,7 @@ def test_cli_sliced_style_loss_reaches_the_loss_and_the_report(tiny_model, make_
     assert result.exit_code == 2 and "'hist' is not one of 'gram', 'sliced'" in result.stderr
 
 
-@pytest.mark.parametrize("mode", ["luminance", "histogram"])
+@pytest.mark.parametrize("mode", ["luminance", "histogram", "painting"])
 def test_cli_preserve_colors(tiny_model, make_image, tmp_path, mode, cli):
     content, style = make_image("c.png", 40, 48, seed=0), make_image("s.png", 40, 40, seed=1)
     output = tmp_path / "out.png"

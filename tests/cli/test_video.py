@@ -132,6 +132,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, tiny_model, make_image, cli,
         (("--size", "8"), "error: --size 8 makes 64x48 frames 8x6; at least 16 px per side"),
         (("--scales", "64,32"), "error: --scales must increase, e.g. 256,512"),
         (("-o", "out.avi"), "unknown video extension '.avi'"),
+        (("--preserve-colors", "painting"), "error: --preserve-colors painting: not for video"),
     ],
 )
 def test_bad_options_name_the_option(inputs, tmp_path, tiny_model, cli, args, message):
