@@ -107,7 +107,7 @@ COLOR_MAP_SAMPLES = 1 << 17
 COLOR_MAP_CHUNK = 1 << 20  # pixels mapped at a time
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ColorMap:
     """A map from colours to colours, fitted by `fit_color_map`: for each rotation of the colour
     axes in turn, each axis's values moved from the source's quantiles to the reference's."""
@@ -146,7 +146,8 @@ def sample_pixels(image: np.ndarray, count: int, rng: np.random.Generator) -> np
 
 
 def palette(styles: Sequence[np.ndarray], blend: Sequence[float], count: int, seed: int = 0) -> np.ndarray:
-    """The paintings' pixels (count, 3), each painting's share of them its blend weight."""
+    """About `count` of the paintings' pixels (n, 3), each painting's share of them its blend
+    weight (at least one pixel each)."""
     rng = np.random.default_rng(seed)
     shares = np.asarray(blend, np.float64) / float(np.sum(blend))
     counts = np.maximum(np.round(shares * count).astype(int), 1)
