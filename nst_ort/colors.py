@@ -138,10 +138,12 @@ def _move(pixels: np.ndarray, basis: np.ndarray, sources: np.ndarray, targets: n
 
 
 def sample_pixels(image: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """At most `count` of an image's pixels (count, 3), drawn without replacement."""
+    """At most `count` of an image's pixels (count, 3), drawn without replacement; all of them,
+    possibly sharing the image's memory, when it has no more (its callers copy: fit_color_map,
+    and palette's concatenate)."""
     pixels = np.asarray(image, np.float64).reshape(-1, 3)
     if len(pixels) <= count:
-        return pixels.copy()
+        return pixels
     return pixels[rng.choice(len(pixels), count, replace=False)]
 
 
