@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.backends import BACKENDS, REFERENCE
-from benchmarks.workload import Case, write_inputs
+from benchmarks.workload import Case, pooling_suffix, write_inputs
 from nst_ort.contract import Arch, Pooling
 
 
@@ -157,8 +157,7 @@ class Cases:
             from export.exporter import ExportSpec, export_model
             from export.weights import random_weights
 
-            suffix = "" if key[1] is Pooling.AVG else f"-{key[1].value}"
-            path = self.root / "models" / f"{key[0].value}{suffix}-random.onnx"
+            path = self.root / "models" / f"{key[0].value}{pooling_suffix(key[1])}-random.onnx"
             weights = random_weights(key[0], seed=WEIGHTS_SEED)
             export_model(path, ExportSpec(arch=key[0], pooling=key[1]), weights)
             self._models[key] = path
@@ -168,8 +167,7 @@ class Cases:
         key = (Arch(arch), size, Pooling(pooling))
         if key not in self._cases:
             model = self.model(key[0], key[2])
-            suffix = "" if key[2] is Pooling.AVG else f"-{key[2].value}"
-            inputs = self.root / "inputs" / f"{key[0].value}-{size}{suffix}.npz"
+            inputs = self.root / "inputs" / f"{key[0].value}-{size}{pooling_suffix(key[2])}.npz"
             inputs.parent.mkdir(parents=True, exist_ok=True)
             write_inputs(model, size, inputs)
             cache = self.root / "artifacts"

@@ -25,6 +25,11 @@ WEIGHTS_SEED = 0  # export/weights.py::random_weights seed, for the export and f
 IMAGE = "start"  # the .npz key of the start image (the others are graph names)
 
 
+def pooling_suffix(pooling: Pooling) -> str:
+    """What a case's id and files add for its export's pooling: nothing for the default."""
+    return "" if Pooling(pooling) is Pooling.AVG else f"-{Pooling(pooling).value}"
+
+
 @dataclass(frozen=True)
 class Case:
     arch: Arch
@@ -37,8 +42,7 @@ class Case:
 
     @property
     def id(self) -> str:
-        suffix = "" if Pooling(self.pooling) is Pooling.AVG else f"-{Pooling(self.pooling).value}"
-        return f"{Arch(self.arch).value}-{self.size}px{suffix}"
+        return f"{Arch(self.arch).value}-{self.size}px{pooling_suffix(self.pooling)}"
 
     def to_json(self) -> str:
         data = asdict(self)
